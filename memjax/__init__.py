@@ -1,0 +1,3 @@
+"""memjax: recurrent and attention memories compared under one roof."""
+
+__version__ = "0.1.0"
