@@ -1,0 +1,192 @@
+"""Run any memory over a whole sequence: sequential, parallel (associative) or its own full pass.
+
+``ys, carry = scan(cell, params, xs)`` with ``xs [batch, time, d_in]`` and ``ys [batch, time,
+hidden]``. For a recurrent :class:`~memjax.cells.base.Cell` the work is split as cuDNN splits it:
+
+1. ``pre = cell.prepare(params, xs)``: all input projections in one batched matmul;
+2. the state recurrence over time, either ``jax.lax.scan`` over ``cell.recur`` ("sequential") or,
+   for a :class:`~memjax.cells.base.LinearCell`, ``jax.lax.associative_scan`` over the affine
+   elements ``s_t = a_t * s_{t-1} + b_t`` ("parallel"): ``s_t = A_t * s_0 + B_t`` with
+   ``(A_t, B_t) = (a_t, b_t) . ... . (a_1, b_1)``;
+3. ``ys = cell.readout(params, hs, pre)`` for all steps at once.
+
+Masks mark valid steps (True) with padding at the end. A padded step leaves the state unchanged
+(for the parallel form its element becomes the identity ``(1, 0)``) and outputs exactly zero, so
+the returned carry is each sequence's state at its last valid step.
+
+Memories that are not recurrences (attention) provide their own ``sequence`` method, which this
+function calls with the same arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from memjax.cells.base import Array, Carry, Cell, LinearCell, Memory, Params, check_carry
+from memjax.cells.base import check_input as _check_input
+from memjax.cells.base import combine as _combine
+
+Mode = Literal["auto", "sequential", "parallel"]
+MODES = ("auto", "sequential", "parallel")
+
+
+def resolve_mode(cell: Memory, mode: str) -> str:
+    """The concrete mode ``mode`` means for ``cell`` on the default backend.
+
+    ``"auto"`` picks the associative scan for linear cells on accelerators, where its
+    ``O(log T)`` depth wins, and the sequential scan elsewhere: on a CPU the loop is not
+    latency-bound and the associative scan's extra ``O(T log T)`` work loses
+    (``memjax bench`` measures both).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "parallel" and not isinstance(cell, LinearCell):
+        raise ValueError(
+            f"mode='parallel' needs a cell whose update is linear in its state; "
+            f"{type(cell).__name__} ({cell.name!r}) is not. Use mode='sequential' or 'auto'."
+        )
+    if mode == "auto":
+        parallel = isinstance(cell, LinearCell) and jax.default_backend() != "cpu"
+        return "parallel" if parallel else "sequential"
+    return mode
+
+
+def check_mask(mask: Array | None, batch: int, time: int) -> Array | None:
+    """Validate a ``[batch, time]`` mask and return it as bool; ValueError otherwise."""
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    if mask.shape != (batch, time):
+        raise ValueError(f"mask must have shape (batch, time) = {(batch, time)}, got {mask.shape}")
+    if jnp.issubdtype(mask.dtype, jnp.floating):
+        raise ValueError(f"mask must be boolean or integer 0/1, got dtype {mask.dtype}")
+    return mask.astype(bool)
+
+
+def reverse_valid(xs: Array, mask: Array | None) -> Array:
+    """Reverse each sequence within its valid prefix; padding stays at the end.
+
+    ``out[b, t] = xs[b, n_b - 1 - t]`` for ``t < n_b = sum(mask[b])`` and ``xs[b, t]`` otherwise.
+    Applying it twice is the identity.
+    """
+    if mask is None:
+        return jnp.flip(xs, axis=1)
+    time = xs.shape[1]
+    lengths = mask.sum(axis=1, keepdims=True)
+    t = jnp.arange(time)[None, :]
+    index = jnp.where(t < lengths, lengths - 1 - t, t)
+    index = index.reshape(index.shape + (1,) * (xs.ndim - 2))
+    return jnp.take_along_axis(xs, index, axis=1)
+
+
+def _broadcast_time_mask(mask: Array, like: Array) -> Array:
+    """``mask [batch, time]`` reshaped to broadcast against ``like [batch, time, ...]``."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - 2))
+
+
+def _sequential(cell: Cell, params: Params, pre, carry: Carry, mask, unroll, remat):
+    recur = jax.checkpoint(cell.recur) if remat else cell.recur
+
+    def body(state, inputs):
+        pre_t, valid_t = inputs
+        new_state, h = recur(params, state, pre_t)
+        if valid_t is not None:
+            keep = lambda new, old: jnp.where(
+                valid_t.reshape(valid_t.shape + (1,) * (new.ndim - 1)), new, old
+            )
+            new_state = jax.tree.map(keep, new_state, state)
+        return new_state, h
+
+    time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), pre)
+    mask_tm = None if mask is None else jnp.swapaxes(mask, 0, 1)
+    carry, hs = jax.lax.scan(body, carry, (time_major, mask_tm), unroll=unroll)
+    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), hs), carry
+
+
+def _parallel(cell: LinearCell, params: Params, pre, carry: Carry, mask):
+    a, b = cell.elements(params, pre)
+    if mask is not None:
+        a = jax.tree.map(lambda x: jnp.where(_broadcast_time_mask(mask, x), x, 1), a)
+        b = jax.tree.map(lambda x: jnp.where(_broadcast_time_mask(mask, x), x, 0), b)
+    a_cum, b_cum = jax.lax.associative_scan(_combine, (a, b), axis=1)
+    states = jax.tree.map(lambda ac, bc, s0: ac * s0[:, None] + bc, a_cum, b_cum, carry)
+    final = jax.tree.map(lambda s: s[:, -1], states)
+    return cell.emit(params, states, pre), final
+
+
+def scan(
+    cell: Memory,
+    params: Params,
+    xs: Array,
+    *,
+    mode: Mode = "auto",
+    mask: Array | None = None,
+    carry: Carry | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    remat: bool = False,
+) -> tuple[Array, Carry]:
+    """Run ``cell`` over ``xs [batch, time, d_in]``; returns ``(ys [batch, time, hidden], carry)``.
+
+    Args:
+      cell: any registered memory.
+      params: the cell's parameter pytree.
+      xs: inputs, floating point, ``[batch, time, d_in]``.
+      mode: "sequential" (``lax.scan``), "parallel" (``lax.associative_scan``, linear cells only)
+        or "auto" (see :func:`resolve_mode`).
+      mask: ``[batch, time]`` bool, True on valid steps, padding at the end. Padded outputs are
+        zero and the returned carry is the state at each sequence's last valid step.
+      carry: state to continue from (default ``cell.initial_carry``); running a sequence in two
+        halves with the first half's carry equals running it whole.
+      reverse: run from each sequence's last valid step back to its first; outputs are returned
+        in the original time order.
+      unroll: ``lax.scan`` unroll factor (sequential mode).
+      remat: recompute each step in the backward pass (``jax.checkpoint``) to save memory.
+    """
+    if jnp.ndim(xs) != 3:
+        raise ValueError(f"xs must have shape [batch, time, features], got shape {jnp.shape(xs)}")
+    _check_input(cell, params, xs, name="xs", min_rank=3)
+    batch, time, _ = xs.shape
+    mask = check_mask(mask, batch, time)
+    if not isinstance(unroll, int) or unroll < 1:
+        raise ValueError(f"unroll must be a positive int, got {unroll!r}")
+    if carry is not None:
+        check_carry(cell, params, carry, (batch,))
+    if not isinstance(cell, Cell):
+        return cell.sequence(params, xs, mask=mask, carry=carry, reverse=reverse, mode=mode)
+
+    concrete_mode = resolve_mode(cell, mode)
+    if carry is None:
+        carry = cell.initial_carry(params, (batch,))
+    if reverse:
+        xs = reverse_valid(xs, mask)
+    pre = cell.prepare(params, xs)
+    if concrete_mode == "parallel":
+        hs, carry = _parallel(cell, params, pre, carry, mask)
+    else:
+        hs, carry = _sequential(cell, params, pre, carry, mask, unroll, remat)
+    ys = cell.readout(params, hs, pre).astype(xs.dtype)
+    if mask is not None:
+        ys = jnp.where(mask[..., None], ys, jnp.zeros((), ys.dtype))
+    if reverse:
+        ys = reverse_valid(ys, mask)
+    return ys, carry
+
+
+def bidirectional(
+    forward: Memory,
+    forward_params: Params,
+    backward: Memory,
+    backward_params: Params,
+    xs: Array,
+    *,
+    mask: Array | None = None,
+    mode: Mode = "auto",
+) -> Array:
+    """Concatenate a forward pass and a reversed pass: ``[batch, time, h_fwd + h_bwd]``."""
+    ys_forward, _ = scan(forward, forward_params, xs, mask=mask, mode=mode)
+    ys_backward, _ = scan(backward, backward_params, xs, mask=mask, mode=mode, reverse=True)
+    return jnp.concatenate([ys_forward, ys_backward], axis=-1)
