@@ -1,0 +1,277 @@
+"""Sequence models in Flax NNX, built around any registered memory.
+
+A :class:`Block` is the pre-norm residual unit shared by Transformers and deep RNNs/SSMs::
+
+    u = x + dropout(mixer(norm_1(x)))          mixer: any memjax memory, [B, T, D] -> [B, T, D]
+    y = u + dropout(mlp(norm_2(u)))            mlp: D -> expand*D -> D (GELU) or a GLU
+
+:class:`Encoder` embeds inputs (tokens through an embedding table, continuous inputs through a
+linear layer) and stacks blocks; :class:`SequenceClassifier`, :class:`DualEncoder` and
+:class:`PerPositionHead` put task heads on it. Parameters are float32; ``dtype`` sets the compute
+dtype of activations (float32 or bfloat16). Recurrent states stay float32 (see
+:mod:`memjax.cells.base`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from memjax import cells
+from memjax.cells.base import Memory
+from memjax.scan import scan
+
+Array = jax.Array
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("mlp", "glu", "none")
+POOLINGS = ("mean", "last", "cls")
+INPUT_KINDS = ("tokens", "continuous")
+
+
+def _check_choice(argument: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{argument} must be one of {choices}, got {value!r}")
+
+
+def _is_variable(x: Any) -> bool:
+    return isinstance(x, nnx.Variable)
+
+
+class Mixer(nnx.Module):
+    """A memjax memory as an NNX module: its parameter pytree held as ``nnx.Param`` leaves.
+
+    ``mixer(x [B, T, D], mask [B, T]) -> [B, T, D]`` through :func:`memjax.scan`; ``step``
+    exposes the memory's streaming face with the same parameters.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        d_model: int,
+        *,
+        rngs: nnx.Rngs,
+        options: Mapping[str, Any] | None = None,
+        mode: str = "auto",
+        remat: bool = False,
+        unroll: int = 1,
+    ):
+        self.memory: Memory = cells.get(name, hidden=d_model, **dict(options or {}))
+        self.params = nnx.data(jax.tree.map(nnx.Param, self.memory.init(rngs.params(), d_model)))
+        self.mode, self.remat, self.unroll = mode, remat, unroll
+
+    def values(self) -> Any:
+        """The memory's parameter pytree as plain arrays."""
+        return jax.tree.map(lambda v: v[...], self.params, is_leaf=_is_variable)
+
+    def __call__(self, x: Array, mask: Array | None = None) -> Array:
+        ys, _ = scan(
+            self.memory,
+            self.values(),
+            x,
+            mask=mask,
+            mode=self.mode,
+            remat=self.remat,
+            unroll=self.unroll,
+        )
+        return ys
+
+    def step(self, carry: Any, x_t: Array) -> tuple[Any, Array]:
+        return self.memory.step(self.values(), carry, x_t)
+
+
+class FeedForward(nnx.Module):
+    """``mlp``: ``W_2 gelu(W_1 x)``; ``glu``: ``W_2 (silu(W_g x) * W_1 x)`` (SwiGLU)."""
+
+    def __init__(self, d_model: int, kind: str, expand: int, *, dtype: Any, rngs: nnx.Rngs):
+        _check_choice("mlp", kind, ("mlp", "glu"))
+        width = expand * d_model
+        self.kind = kind
+        self.up = nnx.Linear(d_model, width, dtype=dtype, rngs=rngs)
+        self.gate = nnx.Linear(d_model, width, dtype=dtype, rngs=rngs) if kind == "glu" else None
+        self.down = nnx.Linear(width, d_model, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: Array) -> Array:
+        h = self.up(x)
+        h = jax.nn.silu(self.gate(x)) * h if self.gate is not None else jax.nn.gelu(h)
+        return self.down(h)
+
+
+def _norm(kind: str, d_model: int, dtype: Any, rngs: nnx.Rngs) -> nnx.Module:
+    _check_choice("norm", kind, NORMS)
+    cls = nnx.LayerNorm if kind == "layernorm" else nnx.RMSNorm
+    return cls(d_model, dtype=dtype, rngs=rngs)
+
+
+class Block(nnx.Module):
+    """Pre-norm residual block: mixer then feed-forward (see module docstring)."""
+
+    def __init__(
+        self,
+        mixer: str,
+        d_model: int,
+        *,
+        rngs: nnx.Rngs,
+        mixer_options: Mapping[str, Any] | None = None,
+        norm: str = "layernorm",
+        mlp: str = "mlp",
+        mlp_expand: int = 4,
+        dropout: float = 0.0,
+        dtype: Any = jnp.float32,
+        mode: str = "auto",
+        remat: bool = False,
+        unroll: int = 1,
+    ):
+        _check_choice("mlp", mlp, MLPS)
+        self.norm_mixer = _norm(norm, d_model, dtype, rngs)
+        self.mixer = Mixer(
+            mixer, d_model, rngs=rngs, options=mixer_options, mode=mode, remat=remat, unroll=unroll
+        )
+        self.norm_mlp = _norm(norm, d_model, dtype, rngs) if mlp != "none" else None
+        self.mlp = FeedForward(d_model, mlp, mlp_expand, dtype=dtype, rngs=rngs) if mlp != "none" else None
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x: Array, mask: Array | None = None) -> Array:
+        x = x + self.dropout(self.mixer(self.norm_mixer(x), mask))
+        if self.mlp is not None:
+            x = x + self.dropout(self.mlp(self.norm_mlp(x)))
+        return x
+
+
+class Encoder(nnx.Module):
+    """Inputs -> embedding -> ``depth`` blocks -> final norm: ``[B, T(, C)] -> [B, T, D]``.
+
+    Token inputs ``int [B, T]`` use an embedding table of ``vocab_size`` rows; continuous inputs
+    ``float [B, T, C]`` a linear layer from ``channels`` features.
+    """
+
+    def __init__(
+        self,
+        mixer: str,
+        *,
+        d_model: int,
+        depth: int,
+        input_kind: Literal["tokens", "continuous"] = "tokens",
+        vocab_size: int | None = None,
+        channels: int | None = None,
+        rngs: nnx.Rngs,
+        dtype: Any = jnp.float32,
+        **block_options: Any,
+    ):
+        _check_choice("input_kind", input_kind, INPUT_KINDS)
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive int, got {depth!r}")
+        if input_kind == "tokens":
+            if not vocab_size or vocab_size < 1:
+                raise ValueError(f"vocab_size must be a positive int for token inputs, got {vocab_size!r}")
+            self.embed = nnx.Embed(vocab_size, d_model, dtype=dtype, rngs=rngs)
+        else:
+            if not channels or channels < 1:
+                raise ValueError(f"channels must be a positive int for continuous inputs, got {channels!r}")
+            self.embed = nnx.Linear(channels, d_model, dtype=dtype, rngs=rngs)
+        self.input_kind, self.dtype = input_kind, dtype
+        self.blocks = nnx.List(
+            [Block(mixer, d_model, rngs=rngs, dtype=dtype, **block_options) for _ in range(depth)]
+        )
+        self.norm = _norm(block_options.get("norm", "layernorm"), d_model, dtype, rngs)
+
+    def embed_inputs(self, inputs: Array) -> Array:
+        """``[B, T]`` tokens or ``[B, T, C]`` features -> ``[B, T, D]`` in the compute dtype."""
+        if self.input_kind == "tokens":
+            if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
+                raise ValueError(f"inputs must be integer tokens [batch, time], got {inputs.dtype} {inputs.shape}")
+        elif inputs.ndim != 3:
+            raise ValueError(f"inputs must be continuous [batch, time, channels], got shape {inputs.shape}")
+        return self.embed(inputs).astype(self.dtype)
+
+    def __call__(self, inputs: Array, mask: Array | None = None, *, embedded: bool = False) -> Array:
+        x = inputs if embedded else self.embed_inputs(inputs)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x)
+
+
+def pool(h: Array, mask: Array | None, how: str) -> Array:
+    """``[B, T, D] -> [B, D]``: mean over valid steps, the last valid step, or step 0 (CLS)."""
+    _check_choice("pooling", how, POOLINGS)
+    if how == "cls":
+        return h[:, 0]
+    if mask is None:
+        mask = jnp.ones(h.shape[:2], bool)
+    if how == "mean":
+        weights = mask.astype(h.dtype)[..., None]
+        return (h * weights).sum(1) / jnp.maximum(weights.sum(1), 1)
+    last = jnp.maximum(mask.sum(1) - 1, 0)
+    return jnp.take_along_axis(h, last[:, None, None], axis=1)[:, 0]
+
+
+class SequenceClassifier(nnx.Module):
+    """Encoder, pooling and a linear head: ``inputs -> logits [B, num_classes]``."""
+
+    def __init__(
+        self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any
+    ):
+        _check_choice("pooling", pooling, POOLINGS)
+        self.encoder = Encoder(mixer, rngs=rngs, **encoder)
+        d_model = encoder["d_model"]
+        self.pooling = pooling
+        self.cls = nnx.Param(jax.random.normal(rngs.params(), (d_model,)) * 0.02) if pooling == "cls" else None
+        self.head = nnx.Linear(d_model, num_classes, rngs=rngs)
+
+    def features(self, inputs: Array, mask: Array | None = None) -> Array:
+        """Pooled sequence features ``[B, D]``."""
+        x = self.encoder.embed_inputs(inputs)
+        if self.cls is not None:
+            token = jnp.broadcast_to(self.cls[...].astype(x.dtype), (x.shape[0], 1, x.shape[2]))
+            x = jnp.concatenate([token, x], axis=1)
+            if mask is not None:
+                mask = jnp.concatenate([jnp.ones((mask.shape[0], 1), bool), mask], axis=1)
+        return pool(self.encoder(x, mask, embedded=True), mask, self.pooling)
+
+    def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
+        return self.head(self.features(inputs, mask)).astype(jnp.float32)
+
+
+class DualEncoder(nnx.Module):
+    """Two-document matching (LRA retrieval): one shared encoder, features ``[u, v, u*v, u-v]``.
+
+    ``inputs [B, 2, T]`` and ``mask [B, 2, T]`` -> logits ``[B, num_classes]`` through an MLP.
+    """
+
+    def __init__(self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any):
+        self.tower = SequenceClassifier(mixer, num_classes=num_classes, pooling=pooling, rngs=rngs, **encoder)
+        d_model = encoder["d_model"]
+        self.hidden = nnx.Linear(4 * d_model, d_model, rngs=rngs)
+        self.out = nnx.Linear(d_model, num_classes, rngs=rngs)
+
+    def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
+        if inputs.shape[1] != 2:
+            raise ValueError(f"inputs must be paired [batch, 2, time, ...], got shape {inputs.shape}")
+        u = self.tower.features(inputs[:, 0], None if mask is None else mask[:, 0])
+        v = self.tower.features(inputs[:, 1], None if mask is None else mask[:, 1])
+        h = jax.nn.gelu(self.hidden(jnp.concatenate([u, v, u * v, u - v], axis=-1)))
+        return self.out(h).astype(jnp.float32)
+
+
+class PerPositionHead(nnx.Module):
+    """Encoder and a per-step linear head: ``inputs -> logits [B, T, num_classes]``."""
+
+    def __init__(self, mixer: str, *, num_classes: int, rngs: nnx.Rngs, **encoder: Any):
+        self.encoder = Encoder(mixer, rngs=rngs, **encoder)
+        self.head = nnx.Linear(encoder["d_model"], num_classes, rngs=rngs)
+
+    def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
+        return self.head(self.encoder(inputs, mask)).astype(jnp.float32)
+
+
+def memories(model: nnx.Module) -> list[tuple[Memory, Any]]:
+    """Every ``(memory, params)`` pair inside ``model``, in layer order."""
+    return [(m.memory, m.values()) for _, m in model.iter_modules() if isinstance(m, Mixer)]
+
+
+def state_bytes(model: nnx.Module, length: int) -> int:
+    """Bytes of memory state one sequence holds after ``length`` steps, summed over layers."""
+    return sum(memory.state_bytes(params, length) for memory, params in memories(model))

@@ -1,0 +1,88 @@
+"""The classic cells equal flax's own cells once the same weights are copied in."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import linen as nn
+
+import memjax
+
+D_IN, HIDDEN = 5, 6
+
+
+def run_flax(flax_cell, variables, carry, xs):
+    ys = []
+    for t in range(xs.shape[1]):
+        carry, y = flax_cell.apply(variables, carry, xs[:, t])
+        ys.append(y)
+    return jnp.stack(ys, 1), carry
+
+
+def split(w, n):
+    return jnp.split(w, n, axis=-1)
+
+
+@pytest.fixture
+def xs():
+    return jax.random.normal(jax.random.key(0), (3, 7, D_IN))
+
+
+def build(name, **kw):
+    cell = memjax.cells.get(name, hidden=HIDDEN, **kw)
+    params = cell.init(jax.random.key(1), D_IN)
+    # Non-zero biases so that their placement is checked too.
+    params = jax.tree.map(
+        lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape) if p.ndim == 1 else p,
+        params,
+    )
+    return cell, params
+
+
+def test_lstm_equals_flax_lstm_cell(xs):
+    cell, p = build("lstm")
+    w_i, w_h, b = split(p["w_i"], 4), split(p["w_h"], 4), split(p["b"], 4)
+    names = "ifgo"
+    flax_params = {f"i{g}": {"kernel": w_i[k]} for k, g in enumerate(names)}
+    flax_params |= {f"h{g}": {"kernel": w_h[k], "bias": b[k]} for k, g in enumerate(names)}
+    flax_cell = nn.LSTMCell(features=HIDDEN)
+    want, (c, h) = run_flax(flax_cell, {"params": flax_params}, flax_cell.initialize_carry(
+        jax.random.key(0), xs[:, 0].shape), xs)
+    ys, carry = memjax.scan(cell, p, xs)
+    np.testing.assert_allclose(ys, want, atol=1e-5)
+    np.testing.assert_allclose(carry["c"], c, atol=1e-5)
+    np.testing.assert_allclose(carry["h"], h, atol=1e-5)
+
+
+def test_gru_equals_flax_gru_cell(xs):
+    cell, p = build("gru")
+    w_i, b_i, w_h = split(p["w_i"], 3), split(p["b_i"], 3), split(p["w_h"], 3)
+    flax_params = {f"i{g}": {"kernel": w_i[k], "bias": b_i[k]} for k, g in enumerate("rzn")}
+    flax_params |= {"hr": {"kernel": w_h[0]}, "hz": {"kernel": w_h[1]}}
+    flax_params["hn"] = {"kernel": w_h[2], "bias": p["b_hn"]}
+    flax_cell = nn.GRUCell(features=HIDDEN)
+    want, h = run_flax(flax_cell, {"params": flax_params}, jnp.zeros((3, HIDDEN)), xs)
+    ys, carry = memjax.scan(cell, p, xs)
+    np.testing.assert_allclose(ys, want, atol=1e-5)
+    np.testing.assert_allclose(carry, h, atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_rnn_equals_flax_simple_cell(xs, activation):
+    cell, p = build("rnn", activation=activation)
+    flax_params = {"i": {"kernel": p["w_i"], "bias": p["b"]}, "h": {"kernel": p["w_h"]}}
+    fn = jnp.tanh if activation == "tanh" else jax.nn.relu
+    flax_cell = nn.SimpleCell(features=HIDDEN, activation_fn=fn)
+    want, h = run_flax(flax_cell, {"params": flax_params}, jnp.zeros((3, HIDDEN)), xs)
+    ys, carry = memjax.scan(cell, p, xs)
+    np.testing.assert_allclose(ys, want, atol=1e-5)
+    np.testing.assert_allclose(carry, h, atol=1e-5)
+
+
+def test_lstm_forget_bias_initialised_to_one():
+    cell = memjax.cells.get("lstm", hidden=HIDDEN)
+    b = cell.init(jax.random.key(0), D_IN)["b"]
+    np.testing.assert_array_equal(b[HIDDEN : 2 * HIDDEN], 1.0)
+    np.testing.assert_array_equal(jnp.delete(b, jnp.arange(HIDDEN, 2 * HIDDEN)), 0.0)

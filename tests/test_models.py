@@ -1,0 +1,146 @@
+"""Flax NNX models around every registered memory: forward, backward, budgets, pooling."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import memjax
+from memjax import budget, models
+
+VOCAB, CLASSES, BATCH, TIME = 11, 3, 2, 7
+
+
+def classifier(mixer, d_model=16, **kw):
+    return models.SequenceClassifier(
+        mixer, num_classes=CLASSES, d_model=d_model, depth=2, vocab_size=VOCAB, rngs=nnx.Rngs(0), **kw
+    )
+
+
+def tokens(seed=0):
+    return jax.random.randint(jax.random.key(seed), (BATCH, TIME), 1, VOCAB)
+
+
+@pytest.mark.parametrize("mixer", memjax.cells.names())
+def test_forward_and_backward_for_every_mixer(mixer):
+    model = classifier(mixer, mlp="glu", norm="rmsnorm")
+    x = tokens()
+    mask = jnp.arange(TIME)[None] < jnp.array([[TIME], [4]])
+    labels = jnp.array([0, 2])
+
+    def loss(m):
+        logits = m(x, mask)
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(BATCH), labels])
+
+    value, grads = nnx.jit(nnx.value_and_grad(loss))(model)
+    assert np.isfinite(float(value))
+    leaves = jax.tree.leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    mixer_grads = jax.tree.leaves(nnx.state(grads, nnx.Param)["encoder"]["blocks"][0]["mixer"])
+    assert sum(float(jnp.abs(g).sum()) for g in mixer_grads) > 0
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_padding_does_not_change_logits(pooling):
+    model = classifier("gru", pooling=pooling)
+    x = tokens()
+    mask = jnp.arange(TIME)[None] < jnp.array([[TIME], [4]])
+    padded = jnp.where(mask, x, 0)
+    logits = model(padded, mask)
+    alone = model(x[1:, :4], jnp.ones((1, 4), bool))
+    np.testing.assert_allclose(logits[1], alone[0], atol=1e-5)
+
+
+def test_pooling_against_direct_evaluation():
+    h = jax.random.normal(jax.random.key(0), (2, 5, 3))
+    mask = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    np.testing.assert_allclose(models.pool(h, mask, "mean")[0], h[0, :3].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(models.pool(h, mask, "last")[0], h[0, 2])
+    np.testing.assert_allclose(models.pool(h, mask, "last")[1], h[1, 4])
+    np.testing.assert_allclose(models.pool(h, mask, "cls"), h[:, 0])
+
+
+def test_cls_pooling_with_bidirectional_attention():
+    model = classifier("attention", pooling="cls", mixer_options={"causal": False})
+    assert model(tokens()).shape == (BATCH, CLASSES)
+
+
+def test_continuous_inputs_and_bfloat16_compute():
+    model = models.SequenceClassifier(
+        "lru", num_classes=CLASSES, d_model=16, depth=1, input_kind="continuous", channels=3,
+        dtype=jnp.bfloat16, rngs=nnx.Rngs(0),
+    )
+    x = jax.random.normal(jax.random.key(1), (BATCH, TIME, 3))
+    logits = model(x)
+    assert logits.dtype == jnp.float32 and logits.shape == (BATCH, CLASSES)
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def test_dual_encoder_is_symmetric_in_shared_tower():
+    model = models.DualEncoder("lstm", num_classes=2, d_model=8, depth=1, vocab_size=VOCAB, rngs=nnx.Rngs(0))
+    pair = jnp.stack([tokens(0), tokens(1)], axis=1)
+    mask = jnp.ones((BATCH, 2, TIME), bool)
+    logits = model(pair, mask)
+    u = model.tower.features(pair[:, 0], mask[:, 0])
+    v = model.tower.features(pair[:, 1], mask[:, 1])
+    h = jax.nn.gelu(model.hidden(jnp.concatenate([u, v, u * v, u - v], -1)))
+    np.testing.assert_allclose(logits, model.out(h), atol=1e-6)
+    with pytest.raises(ValueError, match=r"inputs must be paired \[batch, 2, time"):
+        model(pair[:, :1], mask[:, :1])
+
+
+def test_per_position_head_is_causal_for_recurrent_mixer():
+    model = models.PerPositionHead("mingru", num_classes=VOCAB, d_model=8, depth=2, vocab_size=VOCAB, rngs=nnx.Rngs(0))
+    x = tokens()
+    changed = x.at[:, 5:].set(1)
+    np.testing.assert_allclose(model(x)[:, :5], model(changed)[:, :5], atol=1e-6)
+    assert model(x).shape == (BATCH, TIME, VOCAB)
+
+
+def test_dropout_is_identity_in_eval_mode_and_random_in_train_mode():
+    model = classifier("rnn", dropout=0.5)
+    x = tokens()
+    model.eval()
+    np.testing.assert_array_equal(model(x), model(x))
+    model.train()
+    assert not np.allclose(model(x), model(x))
+
+
+@pytest.mark.parametrize("mixer", memjax.cells.names())
+def test_width_for_budget_lands_within_ten_percent(mixer):
+    target = 200_000
+    build = lambda d: classifier(mixer, d_model=d)
+    width = budget.width_for_budget(build, target, multiple=4)
+    count = budget.param_count_of(build, width)
+    assert abs(count - target) / target <= 0.10, (mixer, width, count)
+    assert budget.param_count(build(width)) == count
+
+
+def test_param_count_equals_hand_count_for_lstm_layer():
+    model = models.SequenceClassifier(
+        "lstm", num_classes=CLASSES, d_model=4, depth=1, vocab_size=VOCAB, mlp="none", rngs=nnx.Rngs(0)
+    )
+    d = 4
+    expected = VOCAB * d + (d * 4 * d + d * 4 * d + 4 * d) + 2 * (2 * d) + (d * CLASSES + CLASSES)
+    assert budget.param_count(model) == expected
+
+
+def test_state_bytes_constant_for_recurrence_and_linear_for_attention():
+    rnn = classifier("lstm")
+    att = classifier("attention")
+    assert models.state_bytes(rnn, 10) == models.state_bytes(rnn, 1000) == 2 * 2 * 16 * 4
+    assert models.state_bytes(att, 2000) == 2 * models.state_bytes(att, 1000) > 0
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ValueError, match=r"pooling must be one of .* got 'max'"):
+        classifier("gru", pooling="max")
+    with pytest.raises(ValueError, match=r"norm must be one of .* got 'batchnorm'"):
+        classifier("gru", norm="batchnorm")
+    with pytest.raises(ValueError, match="unknown memory name 'lsmt'"):
+        classifier("lsmt")
+    with pytest.raises(ValueError, match=r"inputs must be integer tokens \[batch, time\]"):
+        classifier("gru")(jnp.ones((2, 3, 4)))
