@@ -42,9 +42,7 @@ def width_for_budget(
         raise ValueError(f"multiple must be a positive int, got {multiple!r}")
     lo, hi = 1, max_width // multiple
     if param_count_of(build, hi * multiple) < target:
-        raise ValueError(
-            f"target={target} parameters needs a width above max_width={max_width}"
-        )
+        raise ValueError(f"target={target} parameters needs a width above max_width={max_width}")
     while lo < hi:
         mid = (lo + hi) // 2
         if param_count_of(build, mid * multiple) < target:

@@ -131,7 +131,9 @@ class Block(nnx.Module):
             mixer, d_model, rngs=rngs, options=mixer_options, mode=mode, remat=remat, unroll=unroll
         )
         self.norm_mlp = _norm(norm, d_model, dtype, rngs) if mlp != "none" else None
-        self.mlp = FeedForward(d_model, mlp, mlp_expand, dtype=dtype, rngs=rngs) if mlp != "none" else None
+        self.mlp = (
+            FeedForward(d_model, mlp, mlp_expand, dtype=dtype, rngs=rngs) if mlp != "none" else None
+        )
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: Array, mask: Array | None = None) -> Array:
@@ -166,11 +168,15 @@ class Encoder(nnx.Module):
             raise ValueError(f"depth must be a positive int, got {depth!r}")
         if input_kind == "tokens":
             if not vocab_size or vocab_size < 1:
-                raise ValueError(f"vocab_size must be a positive int for token inputs, got {vocab_size!r}")
+                raise ValueError(
+                    f"vocab_size must be a positive int for token inputs, got {vocab_size!r}"
+                )
             self.embed = nnx.Embed(vocab_size, d_model, dtype=dtype, rngs=rngs)
         else:
             if not channels or channels < 1:
-                raise ValueError(f"channels must be a positive int for continuous inputs, got {channels!r}")
+                raise ValueError(
+                    f"channels must be a positive int for continuous inputs, got {channels!r}"
+                )
             self.embed = nnx.Linear(channels, d_model, dtype=dtype, rngs=rngs)
         self.input_kind, self.dtype = input_kind, dtype
         self.blocks = nnx.List(
@@ -182,12 +188,19 @@ class Encoder(nnx.Module):
         """``[B, T]`` tokens or ``[B, T, C]`` features -> ``[B, T, D]`` in the compute dtype."""
         if self.input_kind == "tokens":
             if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
-                raise ValueError(f"inputs must be integer tokens [batch, time], got {inputs.dtype} {inputs.shape}")
+                raise ValueError(
+                    "inputs must be integer tokens [batch, time], "
+                    f"got {inputs.dtype} {inputs.shape}"
+                )
         elif inputs.ndim != 3:
-            raise ValueError(f"inputs must be continuous [batch, time, channels], got shape {inputs.shape}")
+            raise ValueError(
+                f"inputs must be continuous [batch, time, channels], got shape {inputs.shape}"
+            )
         return self.embed(inputs).astype(self.dtype)
 
-    def __call__(self, inputs: Array, mask: Array | None = None, *, embedded: bool = False) -> Array:
+    def __call__(
+        self, inputs: Array, mask: Array | None = None, *, embedded: bool = False
+    ) -> Array:
         x = inputs if embedded else self.embed_inputs(inputs)
         for block in self.blocks:
             x = block(x, mask)
@@ -218,7 +231,11 @@ class SequenceClassifier(nnx.Module):
         self.encoder = Encoder(mixer, rngs=rngs, **encoder)
         d_model = encoder["d_model"]
         self.pooling = pooling
-        self.cls = nnx.Param(jax.random.normal(rngs.params(), (d_model,)) * 0.02) if pooling == "cls" else None
+        self.cls = (
+            nnx.Param(jax.random.normal(rngs.params(), (d_model,)) * 0.02)
+            if pooling == "cls"
+            else None
+        )
         self.head = nnx.Linear(d_model, num_classes, rngs=rngs)
 
     def features(self, inputs: Array, mask: Array | None = None) -> Array:
@@ -241,15 +258,21 @@ class DualEncoder(nnx.Module):
     ``inputs [B, 2, T]`` and ``mask [B, 2, T]`` -> logits ``[B, num_classes]`` through an MLP.
     """
 
-    def __init__(self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any):
-        self.tower = SequenceClassifier(mixer, num_classes=num_classes, pooling=pooling, rngs=rngs, **encoder)
+    def __init__(
+        self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any
+    ):
+        self.tower = SequenceClassifier(
+            mixer, num_classes=num_classes, pooling=pooling, rngs=rngs, **encoder
+        )
         d_model = encoder["d_model"]
         self.hidden = nnx.Linear(4 * d_model, d_model, rngs=rngs)
         self.out = nnx.Linear(d_model, num_classes, rngs=rngs)
 
     def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
         if inputs.shape[1] != 2:
-            raise ValueError(f"inputs must be paired [batch, 2, time, ...], got shape {inputs.shape}")
+            raise ValueError(
+                f"inputs must be paired [batch, 2, time, ...], got shape {inputs.shape}"
+            )
         u = self.tower.features(inputs[:, 0], None if mask is None else mask[:, 0])
         v = self.tower.features(inputs[:, 1], None if mask is None else mask[:, 1])
         h = jax.nn.gelu(self.hidden(jnp.concatenate([u, v, u * v, u - v], axis=-1)))

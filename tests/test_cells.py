@@ -93,8 +93,9 @@ def test_padding_changes_nothing(name):
         alone_ys, alone_carry = memjax.scan(cell, params, xs[b : b + 1, :n])
         np.testing.assert_allclose(ys[b, :n], alone_ys[0], atol=1e-5, rtol=1e-5)
         np.testing.assert_array_equal(ys[b, n:], 0.0)
-        assert_trees_close(jax.tree.map(lambda c, b=b: c[b], carry), jax.tree.map(
-            lambda c: c[0], alone_carry))
+        assert_trees_close(
+            jax.tree.map(lambda c, b=b: c[b], carry), jax.tree.map(lambda c: c[0], alone_carry)
+        )
 
 
 @pytest.mark.parametrize("name", LINEAR)
@@ -129,8 +130,9 @@ def test_reverse_runs_each_valid_prefix_backwards(name):
         flipped = jnp.flip(xs[b : b + 1, :n], axis=1)
         want, want_carry = memjax.scan(cell, params, flipped)
         np.testing.assert_allclose(ys[b, :n], jnp.flip(want[0], axis=0), atol=1e-5)
-        assert_trees_close(jax.tree.map(lambda c, b=b: c[b], carry), jax.tree.map(
-            lambda c: c[0], want_carry))
+        assert_trees_close(
+            jax.tree.map(lambda c, b=b: c[b], carry), jax.tree.map(lambda c: c[0], want_carry)
+        )
 
 
 def test_reverse_valid_twice_is_identity():

@@ -48,8 +48,12 @@ def test_lstm_equals_flax_lstm_cell(xs):
     flax_params = {f"i{g}": {"kernel": w_i[k]} for k, g in enumerate(names)}
     flax_params |= {f"h{g}": {"kernel": w_h[k], "bias": b[k]} for k, g in enumerate(names)}
     flax_cell = nn.LSTMCell(features=HIDDEN)
-    want, (c, h) = run_flax(flax_cell, {"params": flax_params}, flax_cell.initialize_carry(
-        jax.random.key(0), xs[:, 0].shape), xs)
+    want, (c, h) = run_flax(
+        flax_cell,
+        {"params": flax_params},
+        flax_cell.initialize_carry(jax.random.key(0), xs[:, 0].shape),
+        xs,
+    )
     ys, carry = memjax.scan(cell, p, xs)
     np.testing.assert_allclose(ys, want, atol=1e-5)
     np.testing.assert_allclose(carry["c"], c, atol=1e-5)

@@ -16,7 +16,13 @@ VOCAB, CLASSES, BATCH, TIME = 11, 3, 2, 7
 
 def classifier(mixer, d_model=16, **kw):
     return models.SequenceClassifier(
-        mixer, num_classes=CLASSES, d_model=d_model, depth=2, vocab_size=VOCAB, rngs=nnx.Rngs(0), **kw
+        mixer,
+        num_classes=CLASSES,
+        d_model=d_model,
+        depth=2,
+        vocab_size=VOCAB,
+        rngs=nnx.Rngs(0),
+        **kw,
     )
 
 
@@ -70,8 +76,14 @@ def test_cls_pooling_with_bidirectional_attention():
 
 def test_continuous_inputs_and_bfloat16_compute():
     model = models.SequenceClassifier(
-        "lru", num_classes=CLASSES, d_model=16, depth=1, input_kind="continuous", channels=3,
-        dtype=jnp.bfloat16, rngs=nnx.Rngs(0),
+        "lru",
+        num_classes=CLASSES,
+        d_model=16,
+        depth=1,
+        input_kind="continuous",
+        channels=3,
+        dtype=jnp.bfloat16,
+        rngs=nnx.Rngs(0),
     )
     x = jax.random.normal(jax.random.key(1), (BATCH, TIME, 3))
     logits = model(x)
@@ -80,7 +92,9 @@ def test_continuous_inputs_and_bfloat16_compute():
 
 
 def test_dual_encoder_is_symmetric_in_shared_tower():
-    model = models.DualEncoder("lstm", num_classes=2, d_model=8, depth=1, vocab_size=VOCAB, rngs=nnx.Rngs(0))
+    model = models.DualEncoder(
+        "lstm", num_classes=2, d_model=8, depth=1, vocab_size=VOCAB, rngs=nnx.Rngs(0)
+    )
     pair = jnp.stack([tokens(0), tokens(1)], axis=1)
     mask = jnp.ones((BATCH, 2, TIME), bool)
     logits = model(pair, mask)
@@ -93,7 +107,9 @@ def test_dual_encoder_is_symmetric_in_shared_tower():
 
 
 def test_per_position_head_is_causal_for_recurrent_mixer():
-    model = models.PerPositionHead("mingru", num_classes=VOCAB, d_model=8, depth=2, vocab_size=VOCAB, rngs=nnx.Rngs(0))
+    model = models.PerPositionHead(
+        "mingru", num_classes=VOCAB, d_model=8, depth=2, vocab_size=VOCAB, rngs=nnx.Rngs(0)
+    )
     x = tokens()
     changed = x.at[:, 5:].set(1)
     np.testing.assert_allclose(model(x)[:, :5], model(changed)[:, :5], atol=1e-6)
@@ -121,7 +137,13 @@ def test_width_for_budget_lands_within_ten_percent(mixer):
 
 def test_param_count_equals_hand_count_for_lstm_layer():
     model = models.SequenceClassifier(
-        "lstm", num_classes=CLASSES, d_model=4, depth=1, vocab_size=VOCAB, mlp="none", rngs=nnx.Rngs(0)
+        "lstm",
+        num_classes=CLASSES,
+        d_model=4,
+        depth=1,
+        vocab_size=VOCAB,
+        mlp="none",
+        rngs=nnx.Rngs(0),
     )
     d = 4
     expected = VOCAB * d + (d * 4 * d + d * 4 * d + 4 * d) + 2 * (2 * d) + (d * CLASSES + CLASSES)

@@ -32,7 +32,9 @@ def test_bad_hidden(hidden):
 
 
 def test_bad_activation():
-    with pytest.raises(ValueError, match=r"activation must be one of \['relu', 'tanh'\], got 'gelu'"):
+    with pytest.raises(
+        ValueError, match=r"activation must be one of \['relu', 'tanh'\], got 'gelu'"
+    ):
         memjax.cells.get("rnn", hidden=4, activation="gelu")
 
 
