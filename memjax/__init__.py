@@ -1,8 +1,8 @@
 """memjax: recurrent and attention memories compared under one roof."""
 
-from memjax import cells
+from memjax import attention, cells, data, tasks
 from memjax.scan import bidirectional, scan
 
 __version__ = "0.1.0"
 
-__all__ = ["bidirectional", "cells", "scan"]
+__all__ = ["attention", "bidirectional", "cells", "data", "scan", "tasks"]

@@ -1,0 +1,303 @@
+"""The input pipeline: task source -> shuffle -> encode -> batch -> this host's shard, on grain.
+
+    loader = memjax.data.make_loader(task, "train", global_batch_size=32, seed=0)
+    it = iter(loader)
+    batch = next(it)             # dict of numpy arrays, ready for jax.device_put
+    state = it.get_state()       # bytes; it.set_state(state) resumes exactly there
+
+Batches (B = global_batch_size // process_count, L = task.spec.max_length):
+
+- classification: ``inputs`` int32 [B, L] (float32 [B, L, C] for continuous inputs),
+  ``mask`` bool [B, L] (True = valid; padding only at the end), ``label`` int32 [B]
+  (float32 [B] for regression);
+- paired: ``inputs`` [B, 2, L], ``mask`` [B, 2, L], ``label`` [B];
+- per-position: ``inputs`` [B, L], ``mask`` [B, L], ``targets`` int32 [B, L], ``loss_mask``
+  bool [B, L].
+
+Token inputs are padded with id 0. ``python -m memjax.data show TASK`` prints examples and stats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import grain.python as grain
+import jax
+import numpy as np
+from absl import flags
+
+from memjax import tasks
+from memjax.tasks.checks import check_int
+from memjax.tasks.spec import Task, TaskSpec
+
+
+def _pad(
+    spec: TaskSpec, values: np.ndarray, dtype: type, example_id: str, truncate: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pads [n, ...] to [L, ...] with zeros; returns (padded, mask bool [L])."""
+    values = np.asarray(values)
+    length, limit = len(values), spec.max_length
+    if length > limit:
+        if not truncate:
+            raise ValueError(
+                f"example {example_id} of task {spec.name!r} has length {length} > max_length "
+                f"{limit}; pass truncate=True to cut it (LRA truncates text and retrieval) or "
+                "raise the task's max_length"
+            )
+        values, length = values[:limit], limit
+    padded = np.zeros((limit, *values.shape[1:]), dtype=dtype)
+    padded[:length] = values
+    mask = np.zeros(limit, dtype=bool)
+    mask[:length] = True
+    return padded, mask
+
+
+def encode(
+    spec: TaskSpec, example: dict[str, Any], truncate: bool = False
+) -> dict[str, np.ndarray]:
+    """One source example -> fixed-shape arrays (the batch layout without the batch axis)."""
+    dtype = np.int32 if spec.input_kind == "tokens" else np.float32
+    example_id = str(example.get("id", "?"))
+    if spec.paired:
+        first, mask1 = _pad(spec, example["inputs1"], dtype, example_id, truncate)
+        second, mask2 = _pad(spec, example["inputs2"], dtype, example_id, truncate)
+        return {
+            "inputs": np.stack([first, second]),
+            "mask": np.stack([mask1, mask2]),
+            "label": np.int32(example["label"]),
+        }
+    inputs, mask = _pad(spec, example["inputs"], dtype, example_id, truncate)
+    if spec.target == "per_position":
+        targets, _ = _pad(spec, example["targets"], np.int32, example_id, truncate)
+        loss_mask, _ = _pad(spec, example["loss_mask"], bool, example_id, truncate)
+        return {"inputs": inputs, "mask": mask, "targets": targets, "loss_mask": loss_mask}
+    label_dtype = np.float32 if spec.metric == "mse" else np.int32
+    return {"inputs": inputs, "mask": mask, "label": label_dtype(example["label"])}
+
+
+class Encode(grain.MapTransform):
+    """grain transform: ``encode`` every example of ``spec``'s task."""
+
+    def __init__(self, spec: TaskSpec, truncate: bool):
+        self.spec, self.truncate = spec, truncate
+
+    def map(self, element: dict[str, Any]) -> dict[str, np.ndarray]:
+        return encode(self.spec, element, self.truncate)
+
+
+class HostShard:
+    """This host's contiguous share of a source: records [start, stop).
+
+    ``drop_remainder`` gives every host ``len(source) // count`` records (equal step counts);
+    otherwise the shares differ by at most one and together hold every record once. (grain's
+    own ShardOptions path reads only ``len // count`` records per host even when told not to
+    drop the remainder, so uneven shards lose records there.)
+    """
+
+    def __init__(self, source: tasks.Source, index: int, count: int, drop_remainder: bool):
+        n = len(source)
+        if drop_remainder:
+            self.start, self.stop = index * (n // count), (index + 1) * (n // count)
+        else:
+            self.start, self.stop = index * n // count, (index + 1) * n // count
+        self.source, self.index, self.count = source, index, count
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, record: int) -> dict[str, Any]:
+        return self.source[self.start + int(record)]
+
+    def __repr__(self) -> str:
+        where = f"host {self.index} of {self.count}: {self.start}:{self.stop}"
+        return f"HostShard({self.source!r}, {where})"
+
+
+def make_loader(
+    task: Task,
+    split: str,
+    *,
+    global_batch_size: int,
+    seed: int,
+    shuffle: bool = True,
+    num_epochs: int | None = None,
+    drop_remainder: bool = True,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    truncate: bool = False,
+    worker_count: int = 0,
+) -> grain.DataLoader:
+    """A grain DataLoader over this host's shard of ``split``.
+
+    The records are split into ``process_count`` contiguous shards (``HostShard``) and host
+    ``process_index`` (default: JAX's) reads its own, in batches of ``global_batch_size //
+    process_count``, each epoch in a fresh order drawn from ``seed`` and the host index
+    (grain's IndexSampler). ``num_epochs=None`` repeats forever. With ``drop_remainder`` the
+    shards are equal and a last partial batch is dropped; without it every example is read
+    exactly once per epoch across hosts (for evaluation).
+
+    ``iter(loader)`` has ``get_state()`` (JSON bytes) and ``set_state(state)``, which resumes
+    with exactly the batches an uninterrupted run would have seen. The batch order depends on
+    ``worker_count`` (grain deals records to workers in turn), so a state restores only into a
+    loader with the same arguments.
+
+    Raises ValueError naming the argument for bad arguments, and (while iterating) for an
+    example longer than the task's max_length unless ``truncate``.
+    """
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    check_int("process_count", process_count, 1)
+    check_int("process_index", process_index, 0, process_count - 1)
+    check_int("global_batch_size", global_batch_size, 1)
+    if global_batch_size % process_count:
+        raise ValueError(
+            f"global_batch_size={global_batch_size}; expected a multiple of "
+            f"process_count={process_count}"
+        )
+    check_int("seed", seed, 0, 2**32 - 1)
+    if num_epochs is not None:
+        check_int("num_epochs", num_epochs, 1)
+    check_int("worker_count", worker_count, 0)
+    if worker_count and not flags.FLAGS.is_parsed():
+        # grain's worker start-up reads an absl flag; outside an absl app, take the defaults
+        flags.FLAGS.mark_as_parsed()
+    shard = HostShard(task.source(split), process_index, process_count, drop_remainder)
+    if len(shard) == 0:
+        raise ValueError(
+            f"split {split!r} of task {task.spec.name!r} has {len(shard.source)} examples, "
+            f"too few to give each of process_count={process_count} hosts one"
+        )
+    host_seed = int(np.random.SeedSequence([seed, process_index]).generate_state(1)[0])
+    sampler = grain.IndexSampler(
+        num_records=len(shard),
+        shard_options=grain.NoSharding(),
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+        seed=host_seed,
+    )
+    return grain.DataLoader(
+        data_source=shard,
+        sampler=sampler,
+        operations=[
+            Encode(task.spec, truncate),
+            grain.Batch(global_batch_size // process_count, drop_remainder=drop_remainder),
+        ],
+        worker_count=worker_count,
+        shard_options=grain.NoSharding(),
+    )
+
+
+def example_length(example: dict[str, Any]) -> int:
+    """Steps in a source example (the longer document for paired tasks)."""
+    if "inputs1" in example:
+        return max(len(example["inputs1"]), len(example["inputs2"]))
+    return len(example["inputs"])
+
+
+def _clip(text: str, limit: int = 1500) -> str:
+    return text if len(text) <= limit else f"{text[:limit]} ... (+{len(text) - limit} chars)"
+
+
+def show(
+    task_name: str,
+    split: str = "train",
+    n: int = 3,
+    options: dict[str, Any] | None = None,
+    stats_limit: int = 1000,
+    out=None,
+) -> None:
+    """Prints the spec, split sizes, ``n`` decoded examples of ``split`` and its length spread.
+
+    Lengths are measured on up to ``stats_limit`` examples spread evenly over the split; the
+    same pass measures how fast the source produces examples.
+    """
+    out = out or sys.stdout
+    task = tasks.get(task_name, **(options or {}))
+    spec = task.spec
+    kind = f"vocab {spec.vocab_size}" if spec.input_kind == "tokens" else f"{spec.channels} ch"
+    print(
+        f"task {spec.name}: {spec.input_kind} ({kind}), max_length {spec.max_length}, "
+        f"{spec.num_classes} {'outputs' if spec.metric == 'mse' else 'classes'}, "
+        f"target {spec.target}, metric {spec.metric}" + (", paired" if spec.paired else ""),
+        file=out,
+    )
+    sizes = {s: len(task.source(s)) for s in tasks.SPLITS}
+    print("split sizes: " + ", ".join(f"{s} {k}" for s, k in sizes.items()), file=out)
+    source = task.source(split)
+    for index in range(min(n, len(source))):
+        example = source[index]
+        what = f"length {example_length(example)}"
+        if "label" in example:
+            what += f", label {example['label']}"
+        print(f"\nexample {example['id']} ({what}):", file=out)
+        if spec.paired:
+            print("  document 1: " + _clip(spec.decode(example["inputs1"])), file=out)
+            print("  document 2: " + _clip(spec.decode(example["inputs2"])), file=out)
+        else:
+            print(_clip(spec.decode(example["inputs"])), file=out)
+        if spec.target == "per_position":
+            answers = spec.decode(example["targets"][example["loss_mask"]])
+            print("  targets at loss positions: " + _clip(answers), file=out)
+    count = min(stats_limit, len(source))
+    indices = np.linspace(0, len(source) - 1, count).astype(int)
+    start = time.perf_counter()
+    lengths = np.array([example_length(source[i]) for i in indices])
+    rate = count / max(time.perf_counter() - start, 1e-9)
+    p50, p90, p99 = np.percentile(lengths, [50, 90, 99])
+    print(
+        f"\nlengths over {count} of {len(source)} {split} examples: min {lengths.min()}, "
+        f"median {p50:.0f}, p90 {p90:.0f}, p99 {p99:.0f}, max {lengths.max()}, "
+        f"mean {lengths.mean():.1f}; longer than max_length {spec.max_length}: "
+        f"{int((lengths > spec.max_length).sum())}",
+        file=out,
+    )
+    counts, edges = np.histogram(lengths, bins=min(10, max(1, len(np.unique(lengths)))))
+    for c, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True):
+        print(f"  {lo:8.0f} - {hi:8.0f} | {'#' * int(40 * c / counts.max())} {c}", file=out)
+    print(f"source speed: {rate:.0f} examples/s (one process)", file=out)
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--option {text!r}; expected key=value")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m memjax.data show TASK [--split S] [--n N] [--option key=value ...]``.
+
+    Returns the exit status: 0, or 1 after printing why (missing data, a bad option).
+    """
+    parser = argparse.ArgumentParser(prog="python -m memjax.data")
+    commands = parser.add_subparsers(dest="command", required=True)
+    show_parser = commands.add_parser("show", help="print decoded examples and length stats")
+    show_parser.add_argument("task", choices=tasks.names())
+    show_parser.add_argument("--split", default="train", choices=tasks.SPLITS)
+    show_parser.add_argument("--n", type=int, default=3, help="examples to print")
+    show_parser.add_argument(
+        "--option", action="append", default=[], help="task option key=value (repeatable)"
+    )
+    show_parser.add_argument(
+        "--stats-limit", type=int, default=1000, help="examples measured for the length stats"
+    )
+    args = parser.parse_args(argv)
+    try:
+        options = dict(_parse_option(text) for text in args.option)
+        show(args.task, args.split, args.n, options, args.stats_limit)
+    except (FileNotFoundError, ValueError) as e:  # missing data, bad options: say, don't trace
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
