@@ -1,0 +1,87 @@
+"""The ``memjax`` command.
+
+memjax train   --config configs/listops.py:lstm --workdir runs/listops-lstm [--config.KEY=VALUE ...]
+memjax eval    --workdir runs/listops-lstm [--split test] [--step N]
+memjax compare [--out out/compare] [--mixers lstm,mingru,lru,transformer] [--tasks mqar,listops]
+memjax bench   [--mixers ...] [--batch 16 --length 256 --width 128]
+memjax data    show TASK [--split train] [--n 3] [--option key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _train(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(prog="memjax train", description="Train one config.")
+    parser.add_argument("--config", required=True, help="configs/FILE.py[:VARIANT[,SCALE]]")
+    parser.add_argument("--workdir", required=True, help="run directory (local path or gs://)")
+    parser.add_argument("--force", action="store_true", help="resume even if the config changed")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args, rest = parser.parse_known_args(argv)
+    from memjax import config as config_lib
+    from memjax import parallel, train
+
+    config = config_lib.load(args.config, config_lib.parse_overrides(rest))
+    parallel.initialize()
+    summary = train.train_and_evaluate(
+        config, args.workdir, force=args.force, progress=not args.no_progress
+    )
+    print(json.dumps(summary, indent=1))
+
+
+def _eval(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(prog="memjax eval", description="Evaluate a run.")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument("--step", type=int, default=None, help="default: the best checkpoint")
+    args = parser.parse_args(argv)
+    from memjax import train
+
+    print(json.dumps(train.evaluate_workdir(args.workdir, args.split, args.step), indent=1))
+
+
+def _compare(argv: Sequence[str]) -> None:
+    from memjax import compare
+
+    compare.main(argv)
+
+
+def _bench(argv: Sequence[str]) -> None:
+    from memjax import bench
+
+    bench.main(argv)
+
+
+def _data(argv: Sequence[str]) -> None:
+    from memjax import data
+
+    raise SystemExit(data.main(list(argv)))
+
+
+COMMANDS = {
+    "train": _train,
+    "eval": _eval,
+    "compare": _compare,
+    "bench": _bench,
+    "data": _data,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__)
+        if argv and argv[0] not in ("-h", "--help"):
+            raise SystemExit(
+                f"memjax: unknown command {argv[0]!r}; expected one of {sorted(COMMANDS)}"
+            )
+        return
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

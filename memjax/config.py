@@ -1,0 +1,320 @@
+"""Run configuration: shared defaults, model variants, loading ``configs/*.py`` and overrides.
+
+A config file defines ``get_config(arg) -> ml_collections.ConfigDict`` where ``arg`` is
+``"VARIANT"`` or ``"VARIANT,SCALE"``, as in ``configs/listops.py:lstm,smoke``.
+Every field can then be overridden from the command line as ``--config.model.d_model=256``;
+``--config.scale=smoke`` is applied before the others, since a scale rewrites many fields.
+
+Layout of a config (the trainer reads nothing else)::
+
+    task:     name, options (passed to memjax.tasks.get)
+    model:    mixer, mixer_options, d_model, depth, mlp, mlp_expand, norm, dropout, pooling,
+              dtype, mode, remat, unroll, param_budget (0: use d_model; else size d_model to it)
+    optim:    lr, recurrence_lr (None: lr), weight_decay, b1, b2, schedule (cosine | rsqrt |
+              constant), warmup_steps, clip_norm (0: off), accumulate (micro-batches per step)
+    train:    steps, batch_size (global), eval_every, eval_batches (0: whole split),
+              checkpoint_every, keep, log_every, seed, truncate
+    parallel: "shard_map" | "pmap" | "none"
+    scale:    "paper" | "smoke"
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import hashlib
+import importlib.util
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+VARIANTS = {
+    "transformer": {"mixer": "attention", "mixer_options": {"causal": False, "heads": 4}},
+    "lstm": {"mixer": "lstm", "mixer_options": {}},
+    "gru": {"mixer": "gru", "mixer_options": {}},
+    "rnn": {"mixer": "rnn", "mixer_options": {"activation": "tanh"}},
+    "rnn_relu": {"mixer": "rnn", "mixer_options": {"activation": "relu"}},
+    "mingru": {"mixer": "mingru", "mixer_options": {}},
+    "minlstm": {"mixer": "minlstm", "mixer_options": {}},
+    "lru": {"mixer": "lru", "mixer_options": {}},
+    "s5": {"mixer": "s5", "mixer_options": {}},
+    "linear_attention": {"mixer": "linear_attention", "mixer_options": {}},
+}
+SCALES = ("paper", "smoke")
+PARALLEL = ("shard_map", "pmap", "none")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Defaults shared by every task; task files change only what differs."""
+    c = ml_collections.ConfigDict()
+    c.task = ml_collections.ConfigDict({"name": "", "options": ml_collections.ConfigDict()})
+    c.model = ml_collections.ConfigDict(
+        {
+            "mixer": "lstm",
+            "mixer_options": ml_collections.ConfigDict(),
+            "d_model": 128,
+            "depth": 4,
+            "mlp": "glu",
+            "mlp_expand": 2,
+            "norm": "layernorm",
+            "dropout": 0.1,
+            "pooling": "mean",
+            "dtype": "float32",
+            "mode": "auto",
+            "remat": False,
+            "unroll": 1,
+            "param_budget": 0,
+        }
+    )
+    c.optim = ml_collections.ConfigDict(
+        {
+            "lr": 1e-3,
+            "recurrence_lr": ml_collections.FieldReference(None, field_type=float),
+            "weight_decay": 0.05,
+            "b1": 0.9,
+            "b2": 0.98,
+            "schedule": "cosine",
+            "warmup_steps": 100,
+            "clip_norm": 1.0,
+            "accumulate": 1,
+        }
+    )
+    c.train = ml_collections.ConfigDict(
+        {
+            "steps": 1000,
+            "batch_size": 32,
+            "eval_every": 200,
+            "eval_batches": 0,
+            "checkpoint_every": 200,
+            "keep": 3,
+            "log_every": 20,
+            "seed": 0,
+            "truncate": False,
+        }
+    )
+    c.parallel = "shard_map"
+    c.scale = "paper"
+    return c
+
+
+def parse_arg(arg: str | None, default_variant: str = "lstm") -> tuple[str, str]:
+    """``"lstm,smoke"`` -> ``("lstm", "smoke")``; validates both parts."""
+    parts = (arg or default_variant).split(",")
+    variant, scale = parts[0], parts[1] if len(parts) > 1 else "paper"
+    if len(parts) > 2:
+        raise ValueError(f"config argument must be VARIANT or VARIANT,SCALE, got {arg!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown model variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
+    return variant, scale
+
+
+def with_variant(config: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+    """Set the model's mixer and mixer options from a named variant."""
+    spec = VARIANTS[variant]
+    config.model.mixer = spec["mixer"]
+    config.model.mixer_options = ml_collections.ConfigDict(dict(spec["mixer_options"]))
+    return config
+
+
+def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrink a config to finish in about a minute on a CPU (the task file shrinks its data)."""
+    config.scale = "smoke"
+    config.model.update(d_model=32, depth=2, dropout=0.0, param_budget=0)
+    if "heads" in config.model.mixer_options:
+        config.model.mixer_options.heads = 2
+    config.optim.update(warmup_steps=10, accumulate=1)
+    config.train.update(
+        steps=60, batch_size=16, eval_every=20, eval_batches=4, checkpoint_every=20, log_every=10
+    )
+    return config
+
+
+def load_module(path: str | Path) -> Any:
+    """Import a config file by path."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"memjax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {str(path)!r} defines no get_config(arg)")
+    return module
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        keys.append(name)
+        if isinstance(value, ml_collections.ConfigDict):
+            keys.extend(_flat_keys(value, name + "."))
+    return keys
+
+
+def override(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+    """Set ``config.<dotted> = value``; an unknown key raises listing the closest valid keys.
+
+    Keys under ``task.options`` and ``model.mixer_options`` are open (they are passed on to the
+    task and the mixer, which validate them), so new keys may be added there.
+    """
+    parts = dotted.split(".")
+    node = config
+    for i, key in enumerate(parts[:-1]):
+        if key not in node:
+            _unknown(config, ".".join(parts[: i + 1]))
+        node = node[key]
+    open_dict = parts[:-1] in (["task", "options"], ["model", "mixer_options"])
+    if parts[-1] not in node and not open_dict:
+        _unknown(config, dotted)
+    if parts[-1] in node and isinstance(node[parts[-1]], ml_collections.ConfigDict):
+        raise ValueError(f"config.{dotted} is a group of fields; set one of its fields instead")
+    if parts[-1] in node and node[parts[-1]] is not None and value is not None:
+        expected = type(node[parts[-1]])
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected):
+            raise ValueError(
+                f"config.{dotted} expects a {expected.__name__}, "
+                f"got {value!r} ({type(value).__name__})"
+            )
+    node[parts[-1]] = value
+
+
+def _unknown(config: ml_collections.ConfigDict, dotted: str) -> None:
+    close = difflib.get_close_matches(dotted, _flat_keys(config), n=3, cutoff=0.5)
+    hint = f"; closest valid keys: {', '.join('config.' + k for k in close)}" if close else ""
+    raise ValueError(f"unknown config key config.{dotted}{hint}")
+
+
+def parse_overrides(argv: Sequence[str]) -> list[tuple[str, Any]]:
+    """``["--config.a.b=3", "--config.c", "x"]`` -> ``[("a.b", 3), ("c", "x")]``."""
+    pairs, items = [], list(argv)
+    while items:
+        item = items.pop(0)
+        if not item.startswith("--config."):
+            raise ValueError(
+                f"unexpected argument {item!r}; overrides look like --config.KEY=VALUE"
+            )
+        key, sep, value = item[len("--config.") :].partition("=")
+        if not sep:
+            if not items:
+                raise ValueError(f"override {item!r} has no value")
+            value = items.pop(0)
+        pairs.append((key, _parse_value(value)))
+    return pairs
+
+
+def load(spec: str, overrides: Sequence[tuple[str, Any]] = ()) -> ml_collections.ConfigDict:
+    """Load ``"configs/FILE.py[:VARIANT[,SCALE]]"`` and apply ``(dotted_key, value)`` overrides."""
+    path, _, arg = spec.partition(":")
+    module = load_module(path)
+    scale = [v for k, v in overrides if k == "scale"]
+    if scale:
+        variant = (arg or "lstm").split(",")[0]
+        arg = f"{variant},{scale[-1]}"
+    config = module.get_config(arg or None)
+    for key, value in overrides:
+        if key != "scale":
+            override(config, key, value)
+    validate(config)
+    return config
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Check the fields whose values are a closed set."""
+    if config.parallel not in PARALLEL:
+        raise ValueError(f"config.parallel must be one of {PARALLEL}, got {config.parallel!r}")
+    if config.scale not in SCALES:
+        raise ValueError(f"config.scale must be one of {SCALES}, got {config.scale!r}")
+    if config.optim.schedule not in ("cosine", "rsqrt", "constant"):
+        raise ValueError(
+            "config.optim.schedule must be cosine, rsqrt or constant, "
+            f"got {config.optim.schedule!r}"
+        )
+    if config.model.dtype not in ("float32", "bfloat16"):
+        raise ValueError(
+            f"config.model.dtype must be float32 or bfloat16, got {config.model.dtype!r}"
+        )
+    for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "keep", "log_every"):
+        if int(config.train[key]) < 1:
+            raise ValueError(f"config.train.{key} must be >= 1, got {config.train[key]!r}")
+    if int(config.optim.accumulate) < 1 or config.train.batch_size % config.optim.accumulate:
+        raise ValueError(
+            f"config.optim.accumulate={config.optim.accumulate} must be >= 1 and divide "
+            f"config.train.batch_size={config.train.batch_size}"
+        )
+
+
+def fingerprint(config: ml_collections.ConfigDict) -> str:
+    """Hash of everything that changes the numbers a run computes (not logging or eval cadence).
+
+    A workdir remembers it; resuming a run under a config with another fingerprint is refused.
+    """
+    data = json.loads(config.to_json())
+    for key in ("eval_every", "eval_batches", "checkpoint_every", "keep", "log_every"):
+        data["train"].pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def task_config(
+    task: str,
+    arg: str | None,
+    *,
+    options: dict[str, Any],
+    paper: dict[str, Any],
+    smoke_options: dict[str, Any],
+    per_variant: dict[str, dict[str, Any]] | None = None,
+) -> ml_collections.ConfigDict:
+    """Build a task's config: defaults, the variant's mixer, the paper setup, then the scale.
+
+    ``paper`` holds the published training setup (keys: any of ``batch_size, steps, lr,
+    weight_decay, schedule, warmup_steps, clip_norm, d_model, depth, mlp, mlp_expand, pooling,
+    dropout, positional, heads``); ``per_variant[variant]`` overrides it for one variant (S5's
+    own published setup for ``s5``, say). ``smoke_options`` shrink the task's data at smoke scale.
+    """
+    variant, scale = parse_arg(arg)
+    config = with_variant(base_config(), variant)
+    config.task.name = task
+    config.task.options = ml_collections.ConfigDict(dict(options))
+    setup = {**paper, **(per_variant or {}).get(variant, {})}
+    train_keys = ("batch_size", "steps")
+    optim_keys = ("lr", "recurrence_lr", "weight_decay", "schedule", "warmup_steps", "clip_norm")
+    model_keys = ("d_model", "depth", "mlp", "mlp_expand", "pooling", "dropout", "norm")
+    for key, value in setup.items():
+        if key in train_keys:
+            config.train[key] = value
+        elif key in optim_keys:
+            config.optim[key] = value
+        elif key in model_keys:
+            config.model[key] = value
+        elif key in ("positional", "heads", "state_size"):
+            if config.model.mixer in _ACCEPTS[key]:
+                config.model.mixer_options[key] = value
+        else:
+            raise ValueError(f"unknown setup key {key!r} in the {task} config")
+    config.train.eval_every = max(1, min(config.train.eval_every, config.train.steps))
+    config.train.checkpoint_every = config.train.eval_every
+    if scale == "smoke":
+        smoke(config)
+        config.task.options.update(smoke_options)
+    return config
+
+
+_ACCEPTS = {
+    "positional": ("attention",),
+    "heads": ("attention", "linear_attention"),
+    "state_size": ("lru", "s5"),
+}

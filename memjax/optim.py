@@ -1,0 +1,85 @@
+"""The optimiser: AdamW, a warmup schedule, clipping, and per-group learning rates.
+
+Parameters fall into three groups, labelled from their path in the model:
+
+* ``recurrence``: the keys a memory lists in ``recurrence_params`` (LRU's ``nu_log`` and
+  ``theta_log``, S5's eigenvalues and step sizes): ``optim.recurrence_lr``, no weight decay;
+* ``no_decay``: biases, norm scales, embeddings and every other parameter with fewer than two
+  dimensions: ``optim.lr``, no weight decay;
+* ``decay``: all other matrices: ``optim.lr`` with ``optim.weight_decay``.
+
+Schedules (``optim.schedule``), with ``w = warmup_steps`` and ``T = train.steps``:
+``cosine``: linear warmup to ``lr`` then cosine decay to 0 at ``T``; ``rsqrt`` (LRA):
+``lr * min(1, t / w) / sqrt(max(t, w))``; ``constant``: linear warmup then ``lr``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+
+from memjax.models import Mixer
+
+GROUPS = ("decay", "no_decay", "recurrence")
+
+
+def schedule(optim: ml_collections.ConfigDict, lr: float, steps: int) -> optax.Schedule:
+    """The learning-rate schedule ``optim.schedule`` peaking at ``lr``."""
+    warmup = max(int(optim.warmup_steps), 0)
+    if optim.schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(steps, warmup + 1), 0.0)
+    if optim.schedule == "constant":
+        return optax.join_schedules(
+            [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup]
+        )
+    if optim.schedule == "rsqrt":
+        w = max(warmup, 1)
+        return lambda t: lr * jnp.minimum(1.0, t / w) / jnp.sqrt(jnp.maximum(t, w))
+    raise ValueError(f"optim.schedule must be cosine, rsqrt or constant, got {optim.schedule!r}")
+
+
+def param_labels(model: nnx.Module) -> Any:
+    """A pytree like ``nnx.state(model, nnx.Param)`` holding each parameter's group name."""
+    recurrence_paths = set()
+    for path, module in model.iter_modules():
+        if isinstance(module, Mixer):
+            for key in type(module.memory).recurrence_params:
+                recurrence_paths.add((*path, "params", key))
+
+    def label(path: tuple, value: Any) -> str:
+        keys = tuple(getattr(k, "key", k) for k in path)
+        if any(keys[: len(p)] == p for p in recurrence_paths):
+            return "recurrence"
+        if value.ndim < 2 or "embed" in keys:
+            return "no_decay"
+        return "decay"
+
+    return jax.tree_util.tree_map_with_path(label, nnx.state(model, nnx.Param).to_pure_dict())
+
+
+def build(
+    optim: ml_collections.ConfigDict, steps: int, model: nnx.Module
+) -> tuple[optax.GradientTransformation, dict[str, optax.Schedule]]:
+    """The optax transformation for ``model``'s parameter dict, and each group's schedule."""
+    lr = float(optim.lr)
+    recurrence_lr = lr if optim.recurrence_lr is None else float(optim.recurrence_lr)
+    schedules = {
+        "decay": schedule(optim, lr, steps),
+        "no_decay": schedule(optim, lr, steps),
+        "recurrence": schedule(optim, recurrence_lr, steps),
+    }
+    adam = dict(b1=float(optim.b1), b2=float(optim.b2))
+    transforms = {
+        "decay": optax.adamw(schedules["decay"], weight_decay=float(optim.weight_decay), **adam),
+        "no_decay": optax.adam(schedules["no_decay"], **adam),
+        "recurrence": optax.adam(schedules["recurrence"], **adam),
+    }
+    chain = [optax.multi_transform(transforms, param_labels(model))]
+    if float(optim.clip_norm) > 0:
+        chain.insert(0, optax.clip_by_global_norm(float(optim.clip_norm)))
+    return optax.chain(*chain), schedules

@@ -1,0 +1,523 @@
+"""Train any memory on any task: ``train_and_evaluate(config, workdir)``, flat top to bottom.
+
+task -> pipeline -> model -> loss -> optax update -> metrics.jsonl and checkpoints -> at the end,
+the test split evaluated at the best validation checkpoint -> summary.json.
+
+Exact resume: a checkpoint holds parameters, optimiser state, the step and the data iterator's
+position; dropout keys are ``fold_in(seed_key, step)``; so a run killed at any moment and started
+again with the same command ends with the same parameters as one never interrupted.
+
+Losses are sums over examples (or target positions) divided by the global count, so one
+device, ``shard_map`` over N devices and ``pmap`` compute the same update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from etils import epath
+from flax import nnx
+
+from memjax import budget, data, models, optim, parallel, tasks
+from memjax import config as config_lib
+from memjax.checkpoint import Checkpointer, install_preemption_handler
+from memjax.tasks.spec import TaskSpec
+
+Batch = dict[str, Any]
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+class ConfigMismatch(RuntimeError):
+    """The workdir holds a run of another config."""
+
+
+# ----------------------------------------------------------------------------- model and loss
+
+
+def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: int) -> nnx.Module:
+    """The model a task needs: classifier, dual encoder (paired) or per-position head."""
+    mixer_options = dict(model_config.mixer_options)
+    if model_config.mixer == "attention":
+        mixer_options.setdefault("max_length", spec.max_length + 1)
+        if spec.target == "per_position":
+            mixer_options["causal"] = True  # a per-step prediction must not see later inputs
+    encoder = dict(
+        depth=model_config.depth,
+        input_kind=spec.input_kind,
+        vocab_size=spec.vocab_size or None,
+        channels=spec.channels or None,
+        dtype=jnp.dtype(model_config.dtype),
+        mixer_options=mixer_options,
+        norm=model_config.norm,
+        mlp=model_config.mlp,
+        mlp_expand=model_config.mlp_expand,
+        dropout=model_config.dropout,
+        mode=model_config.mode,
+        remat=model_config.remat,
+        unroll=model_config.unroll,
+    )
+    num_classes = 1 if spec.metric == "mse" else spec.num_classes
+
+    def build(d_model: int) -> nnx.Module:
+        rngs = nnx.Rngs(params=seed, dropout=seed)
+        if spec.target == "per_position":
+            return models.PerPositionHead(
+                model_config.mixer, num_classes=num_classes, d_model=d_model, rngs=rngs, **encoder
+            )
+        cls = models.DualEncoder if spec.paired else models.SequenceClassifier
+        return cls(
+            model_config.mixer,
+            num_classes=num_classes,
+            pooling=model_config.pooling,
+            d_model=d_model,
+            rngs=rngs,
+            **encoder,
+        )
+
+    d_model = model_config.d_model
+    if model_config.param_budget:
+        d_model = budget.width_for_budget(build, int(model_config.param_budget))
+    return build(d_model)
+
+
+def loss_sums(logits: jax.Array, batch: Batch, spec: TaskSpec) -> dict[str, jax.Array]:
+    """Per-batch sums: ``loss`` (cross-entropy or squared error), ``correct``, ``count``.
+
+    Examples with ``batch["weight"] == 0`` (padding of the last evaluation batch) count nothing.
+    """
+    weight = batch.get("weight", jnp.ones(logits.shape[0], jnp.float32)).astype(jnp.float32)
+    if spec.target == "per_position":
+        w = batch["loss_mask"].astype(jnp.float32) * weight[:, None]
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+        correct = (logits.argmax(-1) == batch["targets"]).astype(jnp.float32)
+        return {"loss": (ce * w).sum(), "correct": (correct * w).sum(), "count": w.sum()}
+    if spec.metric == "mse":
+        err = (logits[:, 0] - batch["label"].astype(jnp.float32)) ** 2
+        return {"loss": (err * weight).sum(), "correct": jnp.zeros(()), "count": weight.sum()}
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+    correct = (logits.argmax(-1) == batch["label"]).astype(jnp.float32)
+    return {"loss": (ce * weight).sum(), "correct": (correct * weight).sum(), "count": weight.sum()}
+
+
+def score(sums: dict[str, float], spec: TaskSpec) -> float:
+    """The task's metric from summed counts: accuracy, or mean squared error."""
+    count = max(float(sums["count"]), 1.0)
+    return float(sums["loss"]) / count if spec.metric == "mse" else float(sums["correct"]) / count
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The jitted, data-parallel train and eval steps of one run."""
+
+    train: Any
+    evaluate: Any
+
+
+def make_steps(
+    graphdef: Any,
+    rest: Any,
+    tx: optax.GradientTransformation,
+    spec: TaskSpec,
+    config: ml_collections.ConfigDict,
+) -> Steps:
+    """Train and eval steps over plain parameter dicts, written per device (see parallel.py)."""
+    axis = None if config.parallel == "none" else parallel.AXIS
+    accumulate = int(config.optim.accumulate)
+    seed_key = jax.random.key(int(config.train.seed))
+
+    def forward(params, batch, key, train: bool):
+        model = nnx.merge(graphdef, params, rest)
+        if train:
+            nnx.reseed(model, dropout=key)
+            model.train()
+        else:
+            model.eval()
+        return loss_sums(model(batch["inputs"], batch["mask"]), batch, spec)
+
+    def total(tree):
+        return tree if axis is None else jax.lax.psum(tree, axis)
+
+    def train_step(params, opt_state, step, batch):
+        key = jax.random.fold_in(seed_key, step)
+        if axis is not None:
+            key = jax.random.fold_in(key, jax.lax.axis_index(axis))
+        micro = jax.tree.map(lambda x: x.reshape(accumulate, -1, *x.shape[1:]), batch)
+
+        def one(carry, inputs):
+            index, mb = inputs
+
+            def objective(p):
+                sums = forward(p, mb, jax.random.fold_in(key, index), True)
+                return sums["loss"], sums
+
+            grads, sums = jax.grad(objective, has_aux=True)(params)
+            return jax.tree.map(jnp.add, carry, (grads, sums)), None
+
+        zeros = (
+            jax.tree.map(jnp.zeros_like, params),
+            {k: jnp.zeros(()) for k in ("loss", "correct", "count")},
+        )
+        (grads, sums), _ = jax.lax.scan(one, zeros, (jnp.arange(accumulate), micro))
+        grads, sums = total((grads, sums))
+        grads = jax.tree.map(lambda g: g / jnp.maximum(sums["count"], 1.0), grads)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, {**sums, "grad_norm": optax.global_norm(grads)}
+
+    def eval_step(params, batch):
+        return total(forward(params, batch, None, False))
+
+    how = config.parallel
+    return Steps(
+        train=parallel.data_parallel(train_step, how, n_replicated=3),
+        evaluate=parallel.data_parallel(eval_step, how, n_replicated=1),
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _device_batch(batch: Batch, how: str, mesh: Any) -> Batch:
+    arrays = {k: v for k, v in batch.items() if isinstance(v, np.ndarray)}
+    return parallel.global_batch(arrays, mesh) if how == "shard_map" else arrays
+
+
+def _pad_batch(batch: Batch, size: int) -> Batch:
+    """Pad a short final evaluation batch to ``size`` examples of weight 0."""
+    n = len(next(iter(batch.values())))
+    out = {k: v for k, v in batch.items() if isinstance(v, np.ndarray)}
+    out["weight"] = np.ones(n, np.float32)
+    if n == size:
+        return out
+    return {
+        k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)]) for k, v in out.items()
+    }
+
+
+def evaluate(steps: Steps, params: Any, task: Any, split: str, config, mesh, max_batches: int = 0):
+    """Metric sums over ``split`` (every example; ``max_batches`` > 0 caps the batches)."""
+    loader = data.make_loader(
+        task,
+        split,
+        global_batch_size=int(config.train.batch_size),
+        seed=int(config.train.seed),
+        shuffle=False,
+        num_epochs=1,
+        drop_remainder=False,
+        truncate=bool(config.train.truncate),
+    )
+    local_size = int(config.train.batch_size) // jax.process_count()
+    sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+    for i, batch in enumerate(loader):
+        if max_batches and i >= max_batches:
+            break
+        result = steps.evaluate(
+            params, _device_batch(_pad_batch(batch, local_size), config.parallel, mesh)
+        )
+        sums = {k: sums[k] + float(result[k]) for k in sums}
+    return sums
+
+
+def param_checksum(params: Any) -> float:
+    """float64 sum of |p| over every parameter: a cheap fingerprint of a model's weights."""
+    return float(sum(np.abs(np.asarray(p, np.float64)).sum() for p in jax.tree.leaves(params)))
+
+
+def _memory_stats() -> dict[str, float]:
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return {"device_peak_gb": stats["peak_bytes_in_use"] / 2**30}
+    return {}
+
+
+def _oom_message(error: Exception, config) -> str:
+    return (
+        f"device out of memory ({str(error).splitlines()[0]}). Try a smaller batch "
+        f"(--config.train.batch_size={max(1, config.train.batch_size // 2)}), gradient "
+        f"accumulation (--config.optim.accumulate=2), rematerialisation "
+        f"(--config.model.remat=True) or a shorter sequence length in the task options."
+    )
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (and TensorBoard if any)."""
+
+    def __init__(self, workdir: epath.Path):
+        self.path = workdir / "metrics.jsonl"
+        try:
+            from tensorboardX import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(workdir / "tensorboard"))
+        except ImportError:
+            self.tensorboard = None
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        if jax.process_index() != 0:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(key, value, step)
+
+
+def make_checkpointer(workdir: epath.Path, config, spec: TaskSpec) -> Checkpointer:
+    """Latest ``train.keep`` checkpoints plus the best by the validation metric."""
+    return Checkpointer(
+        workdir / "checkpoints",
+        keep=int(config.train.keep),
+        best_metric="val_metric",
+        best_mode="max" if spec.metric == "accuracy" else "min",
+    )
+
+
+def _check_identity(checkpointer: Checkpointer, config, workdir, force: bool) -> None:
+    identity = {
+        "fingerprint": config_lib.fingerprint(config),
+        "config": json.loads(config.to_json()),
+    }
+    previous = checkpointer.read_identity()
+    if previous is not None and previous["fingerprint"] != identity["fingerprint"] and not force:
+        differing = _differences(previous["config"], identity["config"])
+        raise ConfigMismatch(
+            f"workdir {workdir} holds a run of a different config (differing: {differing}). "
+            f"Pick a new --workdir, delete {workdir} to start over, or pass --force to resume "
+            f"it under the new config anyway."
+        )
+    checkpointer.write_identity(identity)
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    out = []
+    for k in keys:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train, evaluate every ``eval_every`` steps, test at the best checkpoint; returns summary."""
+    start_time = time.time()
+    workdir = epath.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json(indent=1))
+    mesh = parallel.mesh() if config.parallel == "shard_map" else None
+
+    # Task, model, optimiser.
+    task = tasks.get(config.task.name, **dict(config.task.options))
+    spec = task.spec
+    model = build_model(config.model, spec, int(config.train.seed))
+    graphdef, param_state, rest_state = nnx.split(model, nnx.Param, ...)
+    params = nnx.to_pure_dict(param_state)
+    rest = nnx.to_pure_dict(rest_state)
+    steps_total = int(config.train.steps)
+    tx, schedules = optim.build(config.optim, steps_total, model)
+    opt_state = tx.init(params)
+    steps = make_steps(graphdef, rest, tx, spec, config)
+
+    # Data.
+    loader = data.make_loader(
+        task,
+        "train",
+        global_batch_size=int(config.train.batch_size),
+        seed=int(config.train.seed),
+        shuffle=True,
+        num_epochs=None,
+        truncate=bool(config.train.truncate),
+    )
+    iterator: Iterator[Batch] = iter(loader)
+
+    # Checkpoints: resume when the workdir holds one.
+    checkpointer = make_checkpointer(workdir, config, spec)
+    _check_identity(checkpointer, config, workdir, force)
+    step = 0
+    if checkpointer.latest_step() is not None:
+        abstract = {"params": params, "opt_state": opt_state, "step": np.asarray(0, np.int64)}
+        step, state, data_state = checkpointer.restore(abstract)
+        params, opt_state = state["params"], state["opt_state"]
+        iterator.set_state(data_state.encode())
+        print(f"resumed from step {step} in {workdir}")
+
+    def save(at_step: int, metrics: dict[str, float] | None = None, force_save: bool = False):
+        state = {"params": params, "opt_state": opt_state, "step": np.asarray(at_step, np.int64)}
+        checkpointer.save(
+            at_step, state, data_state=iterator.get_state().decode(), metrics=metrics, force=force_save
+        )
+
+    log = MetricsLog(workdir)
+    num_params = budget.param_count(model)
+    tokens_per_batch = int(config.train.batch_size) * spec.max_length * (2 if spec.paired else 1)
+    window: list[tuple[int, dict[str, jax.Array]]] = []
+    window_start = time.time()
+    bar = _progress(steps_total, step, progress)
+
+    with install_preemption_handler() as preemption:
+        while step < steps_total:
+            batch = _device_batch(next(iterator), config.parallel, mesh)
+            try:
+                params, opt_state, metrics = steps.train(params, opt_state, jnp.int32(step), batch)
+            except jax.errors.JaxRuntimeError as error:
+                if "RESOURCE_EXHAUSTED" in str(error):
+                    raise MemoryError(_oom_message(error, config)) from error
+                raise
+            step += 1
+            window.append((step, metrics))
+            bar.update(1)
+            at_log = step % int(config.train.log_every) == 0 or step == steps_total
+            at_eval = step % int(config.train.eval_every) == 0 or step == steps_total
+            at_save = step % int(config.train.checkpoint_every) == 0 or at_eval
+            if at_log or at_save or preemption.requested:
+                _check_finite(window)
+            if at_log:
+                elapsed = time.time() - window_start
+                sums = {
+                    k: sum(float(m[k]) for _, m in window) for k in ("loss", "correct", "count")
+                }
+                values = {
+                    "loss": sums["loss"] / max(sums["count"], 1.0),
+                    spec.metric: score(sums, spec),
+                    "lr": float(schedules["decay"](step)),
+                    "grad_norm": float(window[-1][1]["grad_norm"]),
+                    "tokens_per_s": tokens_per_batch * len(window) / max(elapsed, 1e-9),
+                    **_memory_stats(),
+                }
+                log.write(step, values)
+                bar.set_postfix(
+                    loss=f"{values['loss']:.4f}", **{spec.metric: f"{values[spec.metric]:.3f}"}
+                )
+                window, window_start = [], time.time()
+            val_metrics = None
+            if at_eval:
+                sums = evaluate(
+                    steps, params, task, "validation", config, mesh, int(config.train.eval_batches)
+                )
+                val_metrics = {
+                    "val_metric": score(sums, spec),
+                    "val_loss": sums["loss"] / max(sums["count"], 1),
+                }
+                log.write(step, val_metrics)
+            if at_save or preemption.requested:
+                save(step, val_metrics, force_save=preemption.requested)
+            if at_eval or at_save:
+                window_start = time.time()
+            if preemption.requested:
+                checkpointer.wait()
+                print(
+                    f"preempted (SIGTERM): saved step {step} in {workdir}; "
+                    "rerun the same command to resume"
+                )
+                checkpointer.close()
+                return {"step": step, "preempted": True}
+    bar.close()
+    checkpointer.wait()
+
+    # Test at the best validation checkpoint (LRA's code tested the last one).
+    best_step, best_state, _ = checkpointer.restore_best(
+        {"params": params, "opt_state": opt_state, "step": np.asarray(0, np.int64)}
+    )
+    best_params = best_state["params"]
+    best_val = score(evaluate(steps, best_params, task, "validation", config, mesh), spec)
+    test = score(evaluate(steps, best_params, task, "test", config, mesh), spec)
+    summary = {
+        "step": step,
+        "best_step": best_step,
+        "metric": spec.metric,
+        "param_count": num_params,
+        "param_checksum": param_checksum(params),
+        "best_val": best_val,
+        "test_at_best": test,
+        "state_bytes_per_sequence": models.state_bytes(model, spec.max_length),
+        "wall_s": time.time() - start_time,
+        "num_devices": jax.device_count(),
+        "device_kind": jax.devices()[0].device_kind,
+        "config_fingerprint": config_lib.fingerprint(config),
+        "task": config.task.name,
+        "mixer": config.model.mixer,
+    }
+    if jax.process_index() == 0:
+        (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
+    checkpointer.close()
+    return summary
+
+
+def _check_finite(window: list[tuple[int, dict[str, jax.Array]]]) -> None:
+    for at_step, metrics in window:
+        if not math.isfinite(float(metrics["loss"])):
+            raise NonFiniteLoss(
+                f"loss is {float(metrics['loss'])} at step {at_step}; training stopped and the "
+                f"last good checkpoint kept. Lower --config.optim.lr or enable clipping "
+                f"(--config.optim.clip_norm=1.0)."
+            )
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, initial=initial, disable=not enabled or jax.process_index() != 0, unit="step"
+    )
+
+
+def evaluate_workdir(
+    workdir: str | Path, split: str = "test", step: int | None = None
+) -> dict[str, Any]:
+    """Evaluate a run's best (or ``step``'s) checkpoint on ``split``; used by ``memjax eval``."""
+    workdir = epath.Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} not found: is {workdir} a memjax run directory?")
+    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    mesh = parallel.mesh() if config.parallel == "shard_map" else None
+    task = tasks.get(config.task.name, **dict(config.task.options))
+    model = build_model(config.model, task.spec, int(config.train.seed))
+    graphdef, param_state, rest_state = nnx.split(model, nnx.Param, ...)
+    params = nnx.to_pure_dict(param_state)
+    tx, _ = optim.build(config.optim, int(config.train.steps), model)
+    steps = make_steps(graphdef, nnx.to_pure_dict(rest_state), tx, task.spec, config)
+    checkpointer = make_checkpointer(workdir, config, task.spec)
+    abstract = {"params": params, "opt_state": tx.init(params), "step": np.asarray(0, np.int64)}
+    restore = (
+        checkpointer.restore_best
+        if step is None
+        else functools.partial(checkpointer.restore, step=step)
+    )
+    at_step, state, _ = restore(abstract)
+    sums = evaluate(steps, state["params"], task, split, config, mesh)
+    checkpointer.close()
+    return {
+        "split": split,
+        "step": at_step,
+        task.spec.metric: score(sums, task.spec),
+        "examples": sums["count"],
+    }

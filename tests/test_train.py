@@ -1,0 +1,217 @@
+"""The trainer end to end: smoke runs, exact resume after SIGKILL, data parallelism, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from memjax import config as config_lib
+from memjax import train
+from memjax.checkpoint import Checkpointer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    ("task.options.vocab_size", 16),
+    ("task.options.length", 16),
+    ("task.options.num_kv_pairs", 2),
+    ("task.options.num_train", 256),
+    ("task.options.num_validation", 32),
+    ("task.options.num_test", 32),
+    ("model.d_model", 16),
+    ("train.batch_size", 8),
+    ("train.steps", 6),
+    ("train.eval_every", 3),
+    ("train.checkpoint_every", 3),
+    ("train.log_every", 2),
+    ("parallel", "none"),
+]
+
+
+def tiny_config(variant: str, extra=()):
+    return config_lib.load(f"{ROOT}/configs/mqar.py:{variant},smoke", [*TINY, *extra])
+
+
+def read_metrics(workdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("variant", ["lstm", "transformer"])
+def test_smoke_run_writes_metrics_checkpoints_and_summary(tmp_path, variant):
+    summary = train.train_and_evaluate(tiny_config(variant), tmp_path, progress=False)
+    assert summary["step"] == 6
+    for key in ("param_count", "param_checksum", "best_val", "test_at_best", "wall_s",
+                "num_devices", "device_kind"):
+        assert key in summary
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert 0.0 <= summary["test_at_best"] <= 1.0
+    rows = read_metrics(tmp_path)
+    train_rows = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in train_rows] == [2, 4, 6]
+    assert all(np.isfinite(r["loss"]) and r["tokens_per_s"] > 0 for r in train_rows)
+    assert [r["step"] for r in rows if "val_metric" in r] == [3, 6]
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 6
+    result = train.evaluate_workdir(tmp_path, "test")
+    assert result["accuracy"] == pytest.approx(summary["test_at_best"])
+
+
+def test_training_reduces_loss(tmp_path):
+    config = tiny_config("gru", [("train.steps", 40), ("optim.lr", 1e-2), ("train.log_every", 10),
+                                 ("train.eval_every", 40), ("optim.warmup_steps", 2)])
+    train.train_and_evaluate(config, tmp_path, progress=False)
+    losses = [r["loss"] for r in read_metrics(tmp_path) if "loss" in r]
+    assert losses[-1] < 0.9 * losses[0]
+
+
+def _train_command(workdir: Path, steps: int) -> list[str]:
+    overrides = [f"--config.{k}={v}" for k, v in TINY if k != "train.steps"]
+    return [
+        sys.executable, "-m", "memjax.cli", "train", "--no-progress",
+        "--config", f"{ROOT}/configs/mqar.py:lstm,smoke", "--workdir", str(workdir),
+        *overrides, f"--config.train.steps={steps}", "--config.train.checkpoint_every=2",
+        "--config.model.dropout=0.1",
+    ]
+
+
+def _finished_steps(directory: Path) -> list[int]:
+    """Finalised checkpoint steps, read from the directory listing alone: opening a Checkpointer
+    here would clean up the temporary folders the training process is writing."""
+    if not directory.exists():
+        return []
+    return [int(p.name) for p in directory.iterdir() if p.name.isdigit()]
+
+
+def test_exact_resume_after_sigkill(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    steps = 14
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(reference, steps), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_train_command(killed, steps), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if _finished_steps(killed / "checkpoints"):
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    summary_path = killed / "summary.json"
+    assert not summary_path.exists(), "the run finished before it could be killed"
+    subprocess.run(_train_command(killed, steps), check=True, env=env, capture_output=True)
+
+    want = json.loads((reference / "summary.json").read_text())
+    got = json.loads(summary_path.read_text())
+    assert got["param_checksum"] == want["param_checksum"]
+    assert got["test_at_best"] == want["test_at_best"]
+
+
+EQUIVALENCE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import jax, numpy as np
+    from flax import nnx
+    from memjax import config as config_lib, data, optim, tasks, train
+
+    assert jax.device_count() == 8, jax.devices()
+    results = {}
+    for how in ("none", "shard_map", "pmap"):
+        config = config_lib.load(sys.argv[1], [
+            ("task.options.vocab_size", 16), ("task.options.length", 16),
+            ("task.options.num_kv_pairs", 2), ("task.options.num_train", 256),
+            ("model.d_model", 16), ("model.dropout", 0.0), ("train.batch_size", 16),
+            ("parallel", how),
+        ])
+        task = tasks.get(config.task.name, **dict(config.task.options))
+        model = train.build_model(config.model, task.spec, 0)
+        graphdef, param_state, rest_state = nnx.split(model, nnx.Param, ...)
+        params = nnx.to_pure_dict(param_state)
+        tx, _ = optim.build(config.optim, 100, model)
+        opt_state = tx.init(params)
+        steps = train.make_steps(graphdef, nnx.to_pure_dict(rest_state), tx, task.spec, config)
+        mesh = train.parallel.mesh() if how == "shard_map" else None
+        loader = iter(data.make_loader(task, "train", global_batch_size=16, seed=0))
+        for step in range(3):
+            batch = train._device_batch(next(loader), how, mesh)
+            params, opt_state, _ = steps.train(params, opt_state, np.int32(step), batch)
+        results[how] = [np.asarray(x, np.float64).ravel().tolist() for x in jax.tree.leaves(params)]
+    print(json.dumps(results))
+    """
+)
+
+
+@pytest.mark.parametrize("variant", ["lstm"])
+def test_one_device_shard_map_and_pmap_agree_on_eight_cpu_devices(variant):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    out = subprocess.run(
+        [sys.executable, "-c", EQUIVALENCE_SCRIPT, f"{ROOT}/configs/mqar.py:{variant},smoke"],
+        check=True, env=env, capture_output=True, text=True,
+    )
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    for how in ("shard_map", "pmap"):
+        for a, b in zip(results["none"], results[how], strict=True):
+            np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
+    moved = sum(np.abs(np.array(a)).sum() for a in results["none"])
+    assert moved > 0
+
+
+def test_unknown_config_key_lists_closest_keys():
+    with pytest.raises(ValueError, match=r"unknown config key config.model.d_modle; closest valid "
+                                         r"keys: config.model.d_model"):
+        config_lib.load(f"{ROOT}/configs/mqar.py:lstm", [("model.d_modle", 3)])
+
+
+def test_wrong_type_override_is_named():
+    with pytest.raises(ValueError, match=r"config.train.steps expects a int, got 'many'"):
+        config_lib.load(f"{ROOT}/configs/mqar.py:lstm", [("train.steps", "many")])
+
+
+def test_unknown_variant():
+    with pytest.raises(ValueError, match=r"unknown model variant 'lsmt'"):
+        config_lib.load(f"{ROOT}/configs/mqar.py:lsmt")
+
+
+def test_workdir_of_another_config_is_refused(tmp_path):
+    train.train_and_evaluate(tiny_config("lstm", [("train.steps", 3)]), tmp_path, progress=False)
+    other = tiny_config("lstm", [("train.steps", 3), ("model.d_model", 24)])
+    with pytest.raises(train.ConfigMismatch, match=r"model.d_model: 16 -> 24.*new --workdir.*--force"):
+        train.train_and_evaluate(other, tmp_path, progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    config = tiny_config(
+        "lstm",
+        [("optim.lr", 1e30), ("optim.clip_norm", 0.0), ("optim.warmup_steps", 0),
+         ("optim.schedule", "constant"), ("train.log_every", 1)],
+    )
+    with pytest.raises(train.NonFiniteLoss, match=r"loss is nan at step \d+"):
+        train.train_and_evaluate(config, tmp_path, progress=False)
+    for step in Checkpointer(tmp_path / "checkpoints").all_steps():
+        assert step < 6
+
+
+def test_out_of_memory_message_suggests_remedies(tmp_path, monkeypatch):
+    real = train.make_steps
+
+    def exhausted(*args, **kwargs):
+        steps = real(*args, **kwargs)
+
+        def boom(*a):
+            raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1TB")
+
+        return train.Steps(train=boom, evaluate=steps.evaluate)
+
+    monkeypatch.setattr(train, "make_steps", exhausted)
+    with pytest.raises(MemoryError, match=r"batch_size=4.*accumulate.*remat"):
+        train.train_and_evaluate(tiny_config("lstm"), tmp_path, progress=False)
