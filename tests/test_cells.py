@@ -180,7 +180,7 @@ def test_gradients_match_finite_differences(name):
     grads = jax.jit(jax.grad(loss))(params, xs)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads))
-    check_grads(loss, (params, xs), order=1, modes=("rev",), atol=2e-2, rtol=2e-2, eps=1e-2)
+    check_grads(loss, (params, xs), order=1, modes=("rev",), atol=2e-2, rtol=2e-2, eps=3e-3)
 
 
 @pytest.mark.parametrize("name", LINEAR)

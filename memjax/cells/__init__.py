@@ -3,7 +3,7 @@
 ``memjax.cells.get("lstm", hidden=256)`` builds a cell; ``memjax.cells.names()`` lists them.
 """
 
-from memjax.cells import gru, lstm, rnn
+from memjax.cells import gru, linear_attention, lru, lstm, mingru, rnn, ssm
 from memjax.cells.base import Cell, LinearCell, Memory
 from memjax.cells.registry import get, lookup, names, register
 
@@ -13,9 +13,13 @@ __all__ = [
     "Memory",
     "get",
     "gru",
+    "linear_attention",
     "lookup",
+    "lru",
     "lstm",
+    "mingru",
     "names",
     "register",
     "rnn",
+    "ssm",
 ]

@@ -90,6 +90,9 @@ class Memory(abc.ABC):
 
     hidden: int
     name: ClassVar[str] = ""
+    recurrence_params: ClassVar[tuple[str, ...]] = ()
+    """Top-level parameter keys that set the recurrence itself (eigenvalues, step sizes); the
+    trainer gives them their own learning rate and no weight decay, as S5 and LRU do."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.hidden, int) or isinstance(self.hidden, bool) or self.hidden < 1:
