@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint clean
+.PHONY: install test lint demo clean
 
 install: $(STAMP)
 
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m ruff check memjax tests configs launch
 	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --durations=15 tests
+
+demo: $(STAMP)
+	$(VENV)/bin/memjax compare --out out/demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check memjax tests configs launch

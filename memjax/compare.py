@@ -36,6 +36,7 @@ def run_one(task: str, variant: str, out: Path, args: argparse.Namespace) -> dic
         ("train.checkpoint_every", max(1, args.steps // 3)),
         ("optim.lr", args.lr),
         ("parallel", "none"),
+        *config_lib.parse_overrides([f"--config.{item}" for item in args.set]),
     ]
     config = config_lib.load(f"{args.configs}/{task}.py:{variant},smoke", overrides)
     workdir = out / "runs" / f"{task}-{variant}"
@@ -128,6 +129,13 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--configs", default=str(CONFIGS), help="folder of config files")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run, e.g. --set task.options.length=32",
+    )
     args = parser.parse_args(argv)
     for variant in args.mixers.split(","):
         config_lib.parse_arg(variant)

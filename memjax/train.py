@@ -91,7 +91,7 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
 
     d_model = model_config.d_model
     if model_config.param_budget:
-        d_model = budget.width_for_budget(build, int(model_config.param_budget))
+        d_model = budget.width_for_budget(build, int(model_config.param_budget), multiple=2)
     return build(d_model)
 
 
@@ -372,7 +372,11 @@ def train_and_evaluate(
     def save(at_step: int, metrics: dict[str, float] | None = None, force_save: bool = False):
         state = {"params": params, "opt_state": opt_state, "step": np.asarray(at_step, np.int64)}
         checkpointer.save(
-            at_step, state, data_state=iterator.get_state().decode(), metrics=metrics, force=force_save
+            at_step,
+            state,
+            data_state=iterator.get_state().decode(),
+            metrics=metrics,
+            force=force_save,
         )
 
     log = MetricsLog(workdir)

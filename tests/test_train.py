@@ -49,8 +49,15 @@ def read_metrics(workdir: Path) -> list[dict]:
 def test_smoke_run_writes_metrics_checkpoints_and_summary(tmp_path, variant):
     summary = train.train_and_evaluate(tiny_config(variant), tmp_path, progress=False)
     assert summary["step"] == 6
-    for key in ("param_count", "param_checksum", "best_val", "test_at_best", "wall_s",
-                "num_devices", "device_kind"):
+    for key in (
+        "param_count",
+        "param_checksum",
+        "best_val",
+        "test_at_best",
+        "wall_s",
+        "num_devices",
+        "device_kind",
+    ):
         assert key in summary
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert 0.0 <= summary["test_at_best"] <= 1.0
@@ -65,8 +72,16 @@ def test_smoke_run_writes_metrics_checkpoints_and_summary(tmp_path, variant):
 
 
 def test_training_reduces_loss(tmp_path):
-    config = tiny_config("gru", [("train.steps", 40), ("optim.lr", 1e-2), ("train.log_every", 10),
-                                 ("train.eval_every", 40), ("optim.warmup_steps", 2)])
+    config = tiny_config(
+        "gru",
+        [
+            ("train.steps", 40),
+            ("optim.lr", 1e-2),
+            ("train.log_every", 10),
+            ("train.eval_every", 40),
+            ("optim.warmup_steps", 2),
+        ],
+    )
     train.train_and_evaluate(config, tmp_path, progress=False)
     losses = [r["loss"] for r in read_metrics(tmp_path) if "loss" in r]
     assert losses[-1] < 0.9 * losses[0]
@@ -75,9 +90,18 @@ def test_training_reduces_loss(tmp_path):
 def _train_command(workdir: Path, steps: int) -> list[str]:
     overrides = [f"--config.{k}={v}" for k, v in TINY if k != "train.steps"]
     return [
-        sys.executable, "-m", "memjax.cli", "train", "--no-progress",
-        "--config", f"{ROOT}/configs/mqar.py:lstm,smoke", "--workdir", str(workdir),
-        *overrides, f"--config.train.steps={steps}", "--config.train.checkpoint_every=2",
+        sys.executable,
+        "-m",
+        "memjax.cli",
+        "train",
+        "--no-progress",
+        "--config",
+        f"{ROOT}/configs/mqar.py:lstm,smoke",
+        "--workdir",
+        str(workdir),
+        *overrides,
+        f"--config.train.steps={steps}",
+        "--config.train.checkpoint_every=2",
         "--config.model.dropout=0.1",
     ]
 
@@ -97,8 +121,9 @@ def test_exact_resume_after_sigkill(tmp_path):
     subprocess.run(_train_command(reference, steps), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_train_command(killed, steps), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _train_command(killed, steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         if _finished_steps(killed / "checkpoints"):
@@ -152,11 +177,17 @@ EQUIVALENCE_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("variant", ["lstm"])
 def test_one_device_shard_map_and_pmap_agree_on_eight_cpu_devices(variant):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+    }
     out = subprocess.run(
         [sys.executable, "-c", EQUIVALENCE_SCRIPT, f"{ROOT}/configs/mqar.py:{variant},smoke"],
-        check=True, env=env, capture_output=True, text=True,
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     results = json.loads(out.stdout.strip().splitlines()[-1])
     for how in ("shard_map", "pmap"):
@@ -167,8 +198,11 @@ def test_one_device_shard_map_and_pmap_agree_on_eight_cpu_devices(variant):
 
 
 def test_unknown_config_key_lists_closest_keys():
-    with pytest.raises(ValueError, match=r"unknown config key config.model.d_modle; closest valid "
-                                         r"keys: config.model.d_model"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown config key config.model.d_modle; closest valid "
+        r"keys: config.model.d_model",
+    ):
         config_lib.load(f"{ROOT}/configs/mqar.py:lstm", [("model.d_modle", 3)])
 
 
@@ -185,15 +219,22 @@ def test_unknown_variant():
 def test_workdir_of_another_config_is_refused(tmp_path):
     train.train_and_evaluate(tiny_config("lstm", [("train.steps", 3)]), tmp_path, progress=False)
     other = tiny_config("lstm", [("train.steps", 3), ("model.d_model", 24)])
-    with pytest.raises(train.ConfigMismatch, match=r"model.d_model: 16 -> 24.*new --workdir.*--force"):
+    with pytest.raises(
+        train.ConfigMismatch, match=r"model.d_model: 16 -> 24.*new --workdir.*--force"
+    ):
         train.train_and_evaluate(other, tmp_path, progress=False)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     config = tiny_config(
         "lstm",
-        [("optim.lr", 1e30), ("optim.clip_norm", 0.0), ("optim.warmup_steps", 0),
-         ("optim.schedule", "constant"), ("train.log_every", 1)],
+        [
+            ("optim.lr", 1e30),
+            ("optim.clip_norm", 0.0),
+            ("optim.warmup_steps", 0),
+            ("optim.schedule", "constant"),
+            ("train.log_every", 1),
+        ],
     )
     with pytest.raises(train.NonFiniteLoss, match=r"loss is nan at step \d+"):
         train.train_and_evaluate(config, tmp_path, progress=False)

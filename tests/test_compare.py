@@ -1,0 +1,56 @@
+"""``memjax compare`` at a tiny setting trains every mixer at one budget and writes its table."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from memjax import compare
+
+
+def test_compare_writes_table_json_and_plot(tmp_path, capsys):
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--tasks",
+        "mqar",
+        "--mixers",
+        "lstm,transformer",
+        "--steps",
+        "3",
+        "--budget",
+        "20000",
+        "--set",
+        "task.options.vocab_size=16",
+        "--set",
+        "task.options.length=16",
+        "--set",
+        "task.options.num_kv_pairs=2",
+        "--set",
+        "task.options.num_train=64",
+        "--set",
+        "task.options.num_validation=16",
+        "--set",
+        "task.options.num_test=16",
+        "--set",
+        "train.batch_size=8",
+    ]
+    rows = compare.main(argv)
+    assert [(r["task"], r["mixer"]) for r in rows] == [("mqar", "lstm"), ("mqar", "transformer")]
+    for row in rows:
+        assert abs(row["params"] - 20000) / 20000 <= 0.10
+        assert 0.0 <= row["test"] <= 1.0 and row["tokens_per_s"] > 0
+    lstm, transformer = rows
+    assert lstm["state_bytes"] < transformer["state_bytes"]
+    table = (tmp_path / "compare.md").read_text()
+    assert table.startswith("| task | mixer |") and "| mqar | transformer |" in table
+    assert json.loads((tmp_path / "compare.json").read_text()) == rows
+    with Image.open(tmp_path / "compare.png") as image:
+        assert image.format == "PNG" and image.size[0] > 100
+    assert "| mqar | lstm |" in capsys.readouterr().out
+
+    before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("summary.json")}
+    compare.main(argv)
+    after = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("summary.json")}
+    assert before == after, "a second compare must reuse finished runs"
