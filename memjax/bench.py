@@ -11,6 +11,7 @@ were measured on; compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import datetime
 import json
@@ -60,9 +61,25 @@ def time_call(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
     return first, statistics.median(times)
 
 
-def memjax_functions(name: str, batch: int, length: int, width: int, mode: str, unroll: int):
-    """Jitted forward and forward+backward closures for memory ``name``."""
-    memory = memjax.cells.get(name, hidden=width)
+def parse_memory(text: str) -> tuple[str, dict[str, Any]]:
+    """``"lstm:bptt=False,forget_bias=0.5"`` -> ``("lstm", {"bptt": False, "forget_bias": .5})``."""
+    name, _, options = text.partition(":")
+    hyper = {}
+    for item in filter(None, options.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"memory option {item!r} in {text!r} must look like key=value")
+        try:
+            hyper[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            hyper[key] = value
+    return name, hyper
+
+
+def memjax_functions(text: str, batch: int, length: int, width: int, mode: str, unroll: int):
+    """Jitted forward and forward+backward closures for memory ``text`` (name[:key=value,...])."""
+    name, hyper = parse_memory(text)
+    memory = memjax.cells.get(name, hidden=width, **hyper)
     params = memory.init(jax.random.key(0), width)
     xs = jax.random.normal(jax.random.key(1), (batch, length, width))
 
@@ -190,7 +207,11 @@ def markdown(rows: Sequence[Row], reference: str = "flax OptimizedLSTMCell") -> 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="memjax bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--mixers", default=",".join(memjax.cells.names()))
+    parser.add_argument(
+        "--mixers",
+        default=";".join(memjax.cells.names()),
+        help="memories separated by ';', each NAME or NAME:key=value,...",
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--width", type=int, default=128)
@@ -200,9 +221,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--json", help="write rows and environment to this file")
     args = parser.parse_args(argv)
-    names = [n for n in args.mixers.split(",") if n]
+    names = [n for n in args.mixers.split(";") if n]
     for n in names:
-        memjax.cells.lookup(n)
+        name, hyper = parse_memory(n)
+        memjax.cells.get(name, hidden=args.width, **hyper)
     rows = run(
         names,
         batch=args.batch,

@@ -88,6 +88,14 @@ def _broadcast_time_mask(mask: Array, like: Array) -> Array:
 
 
 def _sequential(cell: Cell, params: Params, pre, carry: Carry, mask, unroll, remat):
+    time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), pre)
+    if not remat:
+        batch, time = jax.tree.leaves(pre)[0].shape[:2]
+        valid = jnp.ones((time, batch), bool) if mask is None else jnp.swapaxes(mask, 0, 1)
+        fused = cell.fused_recurrence(params, carry, time_major, valid, unroll)
+        if fused is not None:
+            hs, carry = fused
+            return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), hs), carry
     recur = jax.checkpoint(cell.recur) if remat else cell.recur
 
     def body(state, inputs):
@@ -100,7 +108,6 @@ def _sequential(cell: Cell, params: Params, pre, carry: Carry, mask, unroll, rem
             new_state = jax.tree.map(keep, new_state, state)
         return new_state, h
 
-    time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), pre)
     mask_tm = None if mask is None else jnp.swapaxes(mask, 0, 1)
     carry, hs = jax.lax.scan(body, carry, (time_major, mask_tm), unroll=unroll)
     return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), hs), carry

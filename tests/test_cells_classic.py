@@ -90,3 +90,25 @@ def test_lstm_forget_bias_initialised_to_one():
     b = cell.init(jax.random.key(0), D_IN)["b"]
     np.testing.assert_array_equal(b[HIDDEN : 2 * HIDDEN], 1.0)
     np.testing.assert_array_equal(jnp.delete(b, jnp.arange(HIDDEN, 2 * HIDDEN)), 0.0)
+
+
+def test_hand_written_lstm_backward_equals_autodiff():
+    """The BPTT of lstm_bptt against JAX differentiating the plain scan, with padding and a
+    non-zero initial carry, for parameters, inputs and the carry."""
+    batch, time = 3, 11
+    xs = jax.random.normal(jax.random.key(1), (batch, time, D_IN))
+    mask = jnp.arange(time)[None] < jnp.array([[time], [7], [1]])
+    weights = jax.random.normal(jax.random.key(2), (batch, time, HIDDEN))
+    fused = memjax.cells.get("lstm", hidden=HIDDEN)
+    plain = memjax.cells.get("lstm", hidden=HIDDEN, bptt=False)
+    params = fused.init(jax.random.key(0), D_IN)
+    carry = jax.tree.map(lambda z: z + 0.3, fused.initial_carry(params, (batch,)))
+
+    def loss(cell, p, x, c):
+        ys, final = memjax.scan(cell, p, x, mask=mask, carry=c)
+        return jnp.sum(ys * weights) + jnp.sum(final["c"] ** 2) + 1.7 * jnp.sum(final["h"])
+
+    want = jax.grad(lambda *a: loss(plain, *a), argnums=(0, 1, 2))(params, xs, carry)
+    got = jax.jit(jax.grad(lambda *a: loss(fused, *a), argnums=(0, 1, 2)))(params, xs, carry)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, atol=1e-5, rtol=1e-5), got, want)
+    assert float(jnp.abs(got[1][2, 1:]).max()) == 0.0  # nothing flows back from padding

@@ -76,7 +76,13 @@ def linear_init(key: Array, d_in: int, d_out: int, scale: float = 1.0) -> Array:
 
 
 def matmul(x: Array, w: Array) -> Array:
-    """``x @ w`` computed in ``x``'s dtype (weights cast down), accumulated in float32."""
+    """``x @ w`` computed in ``x``'s dtype (weights cast down), accumulated in float32.
+
+    A float32 product is left as a plain matmul: asking XLA's CPU backend for an explicit
+    float32 accumulator makes it leave its fast matmul kernel.
+    """
+    if x.dtype == jnp.float32:
+        return jnp.matmul(x, w.astype(jnp.float32))
     return jnp.matmul(x, w.astype(x.dtype), preferred_element_type=jnp.float32)
 
 
@@ -134,6 +140,15 @@ class Cell(Memory):
     @abc.abstractmethod
     def recur(self, params: Params, carry: Carry, pre: Pre) -> tuple[Carry, Array]:
         """The state update for one step; returns the new carry and what the step emits."""
+
+    def fused_recurrence(
+        self, params: Params, carry: Carry, pre: Pre, mask: Array, unroll: int
+    ) -> tuple[Array, Carry] | None:
+        """The whole recurrence over time-major ``pre [T, B, ...]`` and ``mask [T, B]`` in one
+        call, for cells with a hand-written backward pass; returns ``(hs [T, B, ...], carry)``,
+        or None (the default) to let the scan engine differentiate ``recur`` automatically."""
+        del params, carry, pre, mask, unroll
+        return None
 
     def readout(self, params: Params, h: Array, pre: Pre) -> Array:
         """Map emitted values ``h [..., *]`` to outputs ``[..., hidden]`` (identity here)."""

@@ -7,7 +7,10 @@
 Shapes: ``W_i [d_in, 4 hidden]``, ``W_h [hidden, 4 hidden]``, ``b [4 hidden]`` with the forget
 slice initialised to ``forget_bias`` (1 by default, Jozefowicz et al. 2015). The carry is
 ``{"c": [*batch, hidden], "h": [*batch, hidden]}``. Same equations as
-``flax.linen.LSTMCell``; the four gate matmuls are fused into one.
+``flax.linen.LSTMCell``; the four gate matmuls are fused into one. With ``bptt=True`` (the
+default) a whole sequence runs through :mod:`memjax.cells.lstm_bptt`, whose hand-written
+backward pass keeps the ``W_h`` gradient out of the time loop; ``bptt=False`` lets JAX
+differentiate the scan (same numbers, slower).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.cells.base import STATE_DTYPE, Array, Cell, Params, matmul
+from memjax.cells.lstm_bptt import lstm_recurrence
 from memjax.cells.registry import register
 
 
@@ -28,6 +32,7 @@ class LSTM(Cell):
     """LSTM with fused gates and forget-gate bias (see module docstring)."""
 
     forget_bias: float = 1.0
+    bptt: bool = True
     name = "lstm"
 
     def init(self, key: Array, d_in: int) -> Params:
@@ -57,3 +62,11 @@ class LSTM(Cell):
         c = jax.nn.sigmoid(f) * carry["c"] + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return {"c": c, "h": h}, h
+
+    def fused_recurrence(
+        self, params: Params, carry: dict, pre: Array, mask: Array, unroll: int
+    ) -> tuple[Array, dict] | None:
+        if not self.bptt:
+            return None
+        hs, h, c = lstm_recurrence(pre, params["w_h"], carry["h"], carry["c"], mask, unroll)
+        return hs, {"c": c, "h": h}
