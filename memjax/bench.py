@@ -14,6 +14,7 @@ import argparse
 import ast
 import dataclasses
 import datetime
+import functools
 import json
 import platform
 import statistics
@@ -40,6 +41,7 @@ class Row:
     median_ms: float
     tokens_per_s: float
     compile_s: float
+    peak_bytes: int | None = None
 
 
 def _block(x: Any) -> Any:
@@ -108,15 +110,34 @@ def flax_functions(cell_name: str, batch: int, length: int, width: int):
     return (lambda: forward(variables, xs)), (lambda: backward(variables, xs))
 
 
-def torch_functions(batch: int, length: int, width: int):
-    """Forward and forward+backward of ``torch.nn.LSTM`` (None when torch is missing)."""
+def torch_functions(kind: str, batch: int, length: int, width: int):
+    """Forward and forward+backward of ``torch.nn.LSTM`` / ``GRU`` or SDPA (None without torch).
+
+    SDPA runs 8 heads of ``width // 8`` in bfloat16 on a GPU (float32 on a CPU), causal.
+    """
     try:
         import torch
     except ImportError:
         return None
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    lstm = torch.nn.LSTM(width, width, batch_first=True).to(device)
-    xs = torch.randn(batch, length, width, device=device, requires_grad=True)
+    if kind == "sdpa":
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        shape = (batch, 8, length, width // 8)
+        q, k, v = (
+            torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in "qkv"
+        )
+        params = [q, k, v]
+
+        def run():
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    else:
+        layer = getattr(torch.nn, kind)(width, width, batch_first=True).to(device)
+        xs = torch.randn(batch, length, width, device=device, requires_grad=True)
+        params = [*layer.parameters(), xs]
+
+        def run():
+            return layer(xs)[0]
 
     def sync(out):
         if device == "cuda":
@@ -125,53 +146,84 @@ def torch_functions(batch: int, length: int, width: int):
 
     def forward():
         with torch.no_grad():
-            return sync(lstm(xs)[0])
+            return sync(run())
 
     def backward():
-        lstm.zero_grad()
-        (lstm(xs)[0] ** 2).sum().backward()
+        for p in params:
+            p.grad = None
+        (run().float() ** 2).sum().backward()
         return sync(None)
 
     return forward, backward
+
+
+def peak_bytes() -> int | None:
+    """Peak device memory in use so far, where the backend reports it (GPU, TPU)."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
+def model_compile_seconds(name: str, *, depth: int = 4, width: int = 128, length: int = 256):
+    """Seconds to compile the train step (forward, backward, AdamW) of a ``depth``-layer model."""
+    import optax
+    from flax import nnx
+
+    from memjax import models
+
+    model = models.SequenceClassifier(
+        name, num_classes=10, d_model=width, depth=depth, vocab_size=256, rngs=nnx.Rngs(0)
+    )
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+    tx = optax.adamw(1e-3)
+    tokens = jnp.ones((8, length), jnp.int32)
+
+    def step(p, opt_state, r):
+        grads = jax.grad(lambda q: nnx.merge(graphdef, q, r)(tokens).sum())(p)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state
+
+    start = time.perf_counter()
+    jax.jit(step).lower(params, tx.init(params), rest).compile()
+    return time.perf_counter() - start
 
 
 def run(
     names: Sequence[str],
     *,
     batch: int,
-    length: int,
+    lengths: Sequence[int],
     width: int,
     repeats: int,
     mode: str = "auto",
     unroll: int = 1,
     baselines: bool = True,
 ) -> list[Row]:
-    """Measure every memory in ``names`` and the installed baselines at one shape."""
-    entries: list[tuple[str, tuple[Callable, Callable]]] = [
-        (f"memjax {n}", memjax_functions(n, batch, length, width, mode, unroll)) for n in names
-    ]
-    if baselines:
-        for cell_name in ("OptimizedLSTMCell", "LSTMCell"):
-            entries.append((f"flax {cell_name}", flax_functions(cell_name, batch, length, width)))
-        torch_fns = torch_functions(batch, length, width)
-        if torch_fns is not None:
-            entries.append(("torch nn.LSTM", torch_fns))
+    """Measure every memory in ``names`` and the installed baselines at each length."""
     rows = []
-    for label, fns in entries:
-        for pass_, fn in zip(("forward", "forward+backward"), fns, strict=True):
-            compile_s, median_s = time_call(fn, repeats)
-            rows.append(
-                Row(
-                    label,
-                    pass_,
-                    batch,
-                    length,
-                    width,
-                    1e3 * median_s,
-                    batch * length / median_s,
-                    compile_s,
-                )
-            )
+    for length in lengths:
+        shape = (batch, length, width)
+        entries = [
+            (f"memjax {n}", functools.partial(memjax_functions, n, *shape, mode, unroll))
+            for n in names
+        ]
+        if baselines:
+            entries += [
+                (f"flax {c}", functools.partial(flax_functions, c, *shape))
+                for c in ("OptimizedLSTMCell", "LSTMCell")
+            ]
+            entries += [
+                (f"torch {k}", functools.partial(torch_functions, k, *shape))
+                for k in ("LSTM", "GRU", "sdpa")
+            ]
+        for label, make in entries:
+            fns = make()
+            if fns is None:
+                continue
+            for pass_, fn in zip(("forward", "forward+backward"), fns, strict=True):
+                compile_s, median_s = time_call(fn, repeats)
+                ms, rate = 1e3 * median_s, batch * length / median_s
+                rows.append(Row(label, pass_, *shape, ms, rate, compile_s, peak_bytes()))
     return rows
 
 
@@ -190,17 +242,20 @@ def environment() -> dict[str, str]:
 
 
 def markdown(rows: Sequence[Row], reference: str = "flax OptimizedLSTMCell") -> str:
-    """Rows as a markdown table with each time's ratio to ``reference`` in the same pass."""
-    ref = {r.pass_: r.median_ms for r in rows if r.name == reference}
+    """Rows as a markdown table with each time's ratio to ``reference`` at the same length and
+    pass (measured in the same run)."""
+    ref = {(r.length, r.pass_): r.median_ms for r in rows if r.name == reference}
     lines = [
-        "| memory | pass | median ms | tokens/s | compile s | x " + reference + " |",
-        "|---|---|---:|---:|---:|---:|",
+        f"| memory | length | pass | median ms | tokens/s | compile s | peak MB | x {reference} |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratio = f"{r.median_ms / ref[r.pass_]:.2f}" if r.pass_ in ref else "-"
+        key = (r.length, r.pass_)
+        ratio = f"{r.median_ms / ref[key]:.2f}" if key in ref else "-"
+        peak = f"{r.peak_bytes / 2**20:,.0f}" if r.peak_bytes else "-"
         lines.append(
-            f"| {r.name} | {r.pass_} | {r.median_ms:.2f} | {r.tokens_per_s:,.0f} | "
-            f"{r.compile_s:.2f} | {ratio} |"
+            f"| {r.name} | {r.length} | {r.pass_} | {r.median_ms:.2f} | {r.tokens_per_s:,.0f} | "
+            f"{r.compile_s:.2f} | {peak} | {ratio} |"
         )
     return "\n".join(lines)
 
@@ -213,22 +268,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="memories separated by ';', each NAME or NAME:key=value,...",
     )
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--length", type=int, default=256)
+    parser.add_argument("--lengths", default="256", help="comma-separated sequence lengths")
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--mode", default="auto", choices=MODES)
     parser.add_argument("--unroll", type=int, default=1)
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--reference", default="flax OptimizedLSTMCell")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time compiling a 4-layer model's train step for each memory",
+    )
     parser.add_argument("--json", help="write rows and environment to this file")
     args = parser.parse_args(argv)
     names = [n for n in args.mixers.split(";") if n]
     for n in names:
         name, hyper = parse_memory(n)
         memjax.cells.get(name, hidden=args.width, **hyper)
+    lengths = [int(n) for n in args.lengths.split(",")]
     rows = run(
         names,
         batch=args.batch,
-        length=args.length,
+        lengths=lengths,
         width=args.width,
         repeats=args.repeats,
         mode=args.mode,
@@ -237,12 +299,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     env = environment()
     print(" ".join(f"{k}={v}" for k, v in env.items()))
-    print(markdown(rows))
+    print(markdown(rows, args.reference))
+    compile_times = {}
+    if args.compile:
+        for n in names:
+            compile_times[n] = model_compile_seconds(parse_memory(n)[0])
+        print("\n| memory | 4-layer train-step compile s |\n|---|---:|")
+        print("\n".join(f"| {n} | {t:.1f} |" for n, t in compile_times.items()))
     if args.json:
+        payload = {
+            "environment": env,
+            "rows": [dataclasses.asdict(r) for r in rows],
+            "model_compile_s": compile_times,
+        }
         with open(args.json, "w") as f:
-            json.dump(
-                {"environment": env, "rows": [dataclasses.asdict(r) for r in rows]}, f, indent=1
-            )
+            json.dump(payload, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -62,12 +62,19 @@ def _data(argv: Sequence[str]) -> None:
     raise SystemExit(data.main(list(argv)))
 
 
+def _launch(argv: Sequence[str]) -> None:
+    from memjax import launch
+
+    launch.main(argv)
+
+
 COMMANDS = {
     "train": _train,
     "eval": _eval,
     "compare": _compare,
     "bench": _bench,
     "data": _data,
+    "launch": _launch,
 }
 
 

@@ -272,8 +272,9 @@ class MetricsLog:
     def write(self, step: int, values: dict[str, float]) -> None:
         if jax.process_index() != 0:
             return
-        with self.path.open("a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+        line = json.dumps({"step": step, **values}) + "\n"
+        old = self.path.read_text() if self.path.exists() else ""
+        self.path.write_text(old + line)  # no append mode: gcsfs would overwrite on gs://
         if self.tensorboard is not None:
             for key, value in values.items():
                 self.tensorboard.add_scalar(key, value, step)

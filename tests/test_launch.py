@@ -1,0 +1,502 @@
+"""memjax launch against a fake gcloud on PATH: the calls in order, failures, dry runs, bad input.
+
+The fake appends its argv as one JSON line to ``calls.jsonl``, "copies" files (scp into a fake
+remote home, ``storage cp`` writes a stub per source), prints queued-resource states, and exits
+1 when its argv contains a substring listed in ``FAKE_GCLOUD_FAIL``. Nothing reaches a network.
+The remote scripts themselves run in bash against fake ``curl``/``uv``/``nvidia-smi``/``memjax``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from etils import epath
+
+from memjax import launch, launch_gcloud, launch_remote, launch_steps
+from memjax.checkpoint import Checkpointer
+from memjax.train import MetricsLog
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "configs/mqar.py:lstm,smoke"
+
+FAKE_GCLOUD = """#!{python} -S
+import json, os, shutil, sys, time
+
+argv = sys.argv[1:]
+state = os.environ["FAKE_GCLOUD_DIR"]
+
+
+def bump(name):
+    path = os.path.join(state, name)
+    count = int(open(path).read()) if os.path.exists(path) else 0
+    open(path, "w").write(str(count + 1))
+    return count
+
+
+with open(os.path.join(state, "calls.jsonl"), "a") as log:
+    log.write(json.dumps(argv) + "\\n")
+line = " ".join(argv)
+for i, (needle, times) in enumerate(json.loads(os.environ.get("FAKE_GCLOUD_FAIL", "[]"))):
+    if needle in line and (times is None or bump(f"failed-{{i}}") < times):
+        sys.exit(1)
+hang = os.environ.get("FAKE_GCLOUD_HANG")
+if hang and hang in line:
+    open(os.path.join(state, "hanging"), "w").close()
+    time.sleep(60)
+if "describe" in argv:
+    states = os.environ.get("FAKE_GCLOUD_STATES", "ACTIVE").split(",")
+    print(states[min(bump("describes"), len(states) - 1)])
+if "scp" in argv:
+    local = argv[argv.index("scp") + 1]
+    home = os.path.join(state, "home")
+    os.makedirs(home, exist_ok=True)
+    shutil.copy(local, home)
+if argv[:2] == ["storage", "cp"]:
+    *sources, destination = [a for a in argv[2:] if not a.startswith("--")]
+    for source in sources:
+        with open(os.path.join(destination, os.path.basename(source)), "w") as f:
+            json.dump({{"fetched": source}}, f)
+"""
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """A fake gcloud first on PATH; work happens in tmp_path. Returns its state folder."""
+    bin_dir, state = tmp_path / "bin", tmp_path / "gcloud-state"
+    bin_dir.mkdir()
+    state.mkdir()
+    script = bin_dir / "gcloud"
+    script.write_text(FAKE_GCLOUD.format(python=sys.executable))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GCLOUD_DIR", str(state))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(launch_steps, "POLL_S", 0.0)
+    monkeypatch.setattr(launch_steps, "RETRY_S", 0.0)
+    assert shutil.which("gcloud") == str(script)  # never the real one
+    return state
+
+
+def calls(state: Path) -> list[list[str]]:
+    log = state / "calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def verbs(recorded: list[list[str]]) -> list[str]:
+    """The gcloud verb of each call: create, describe, scp, ssh, cp or delete."""
+    words = {"create", "describe", "scp", "ssh", "cp", "delete"}
+    return [next(word for word in argv if word in words) for argv in recorded]
+
+
+def tpu_args(*extra: str, command: tuple[str, ...] = ()) -> list[str]:
+    command = command or ("train", "--config", CONFIG, "--workdir", "runs/mqar-lstm")
+    return [
+        "tpu", "--tpu", "mq-lstm", "--zone", "us-central2-b", "--accelerator-type", "v4-32",
+        "--bucket", "gs://my-bucket", *extra, "--", *command,
+    ]  # fmt: skip
+
+
+def gpu_args(*extra: str) -> list[str]:
+    return [
+        "gpu", "--vm", "mq-gpu", "--zone", "us-central1-a", "--machine-type", "g2-standard-8",
+        "--bucket", "gs://my-bucket/memjax", *extra, "--", "train", "--config", CONFIG,
+    ]  # fmt: skip
+
+
+REMOTE = "gs://my-bucket/runs/mq-lstm/runs/mqar-lstm"
+TPU = ["compute", "tpus", "tpu-vm"]
+ZONE = "--zone=us-central2-b"
+
+
+# ----------------------------------------------------------------------------- happy paths
+
+
+def test_tpu_happy_path_records_every_step_in_order(fake, tmp_path, capsys):
+    launch.main(tpu_args())
+    recorded = calls(fake)
+    assert len(recorded) == 6
+    create, copy, install, run, fetch, delete = recorded
+    assert create == [*TPU, "create", "mq-lstm", ZONE, "--accelerator-type=v4-32",
+                      "--version=tpu-ubuntu2204-base"]  # fmt: skip
+    assert copy == [*TPU, "scp", str(tmp_path / "tmp" / "memjax-mq-lstm-src.tar.gz"),
+                    "mq-lstm:memjax-src.tar.gz", ZONE, "--worker=all", "--quiet"]  # fmt: skip
+    for ssh in (install, run):
+        assert ssh[:9] == [*TPU, "ssh", "mq-lstm", ZONE, "--worker=all", "--quiet", "--command"]
+    assert '"jax[tpu]"' in install[-1] and "tar -xzf memjax-src.tar.gz" in install[-1]
+    remote_command = f"memjax train --config {shlex.quote(CONFIG)} --workdir {REMOTE}"
+    assert run[-1].endswith(f"exec ../memjax-venv/bin/{remote_command}")
+    assert "MEMJAX_COORDINATOR" in run[-1]
+    files = [f"{REMOTE}/summary.json", f"{REMOTE}/metrics.jsonl", f"{REMOTE}/config.json"]
+    assert fetch == ["storage", "cp", *files, "runs/mqar-lstm/"]
+    assert delete == [*TPU, "delete", "mq-lstm", ZONE, "--quiet"]
+    summary = json.loads((tmp_path / "runs/mqar-lstm/summary.json").read_text())
+    assert summary == {"fetched": f"{REMOTE}/summary.json"}
+    assert json.loads(capsys.readouterr().out) == summary
+    assert not (tmp_path / "tmp" / "memjax-mq-lstm-src.tar.gz").exists()  # removed afterwards
+
+
+def test_the_tarball_holds_the_sources_the_vm_needs(fake):
+    launch.main(tpu_args())
+    with tarfile.open(fake / "home" / "memjax-mq-lstm-src.tar.gz") as archive:
+        names = set(archive.getnames())
+    assert {"pyproject.toml", "README.md", "memjax/launch.py", "configs/mqar.py"} <= names
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_gpu_happy_path(fake, tmp_path):
+    launch.main(gpu_args("--spot"))
+    create, copy, install, run, fetch, delete = calls(fake)
+    zone = "--zone=us-central1-a"
+    assert create == [
+        "compute", "instances", "create", "mq-gpu", zone, "--machine-type=g2-standard-8",
+        f"--image-family={launch_gcloud.GPU_IMAGE_FAMILY}",
+        "--image-project=deeplearning-platform-release", "--boot-disk-size=200GB",
+        "--maintenance-policy=TERMINATE", "--metadata=install-nvidia-driver=True",
+        "--scopes=cloud-platform", "--provisioning-model=SPOT",
+        "--instance-termination-action=DELETE",
+    ]  # fmt: skip
+    assert copy[:3] == ["compute", "scp", str(tmp_path / "tmp" / "memjax-mq-gpu-src.tar.gz")]
+    assert install[:6] == ["compute", "ssh", "mq-gpu", zone, "--quiet", "--command"]
+    assert "nvidia-smi" in install[-1] and '"jax[cuda12]"' in install[-1]
+    remote_workdir = "gs://my-bucket/memjax/runs/mq-gpu"
+    assert run[-1].endswith(f"--workdir {remote_workdir}")
+    assert "MEMJAX_COORDINATOR" not in run[-1]
+    assert fetch[-1] == "runs/mq-gpu/" and fetch[2] == f"{remote_workdir}/summary.json"
+    assert delete == ["compute", "instances", "delete", "mq-gpu", zone, "--quiet"]
+    assert (tmp_path / "runs/mq-gpu/summary.json").exists()
+
+
+def test_queued_tpu_waits_until_active(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_GCLOUD_STATES", "WAITING_FOR_RESOURCES,PROVISIONING,ACTIVE")
+    launch.main(tpu_args("--queued", "--spot", "--project", "proj-1"))
+    recorded = calls(fake)
+    queued = ["compute", "tpus", "queued-resources"]
+    assert recorded[0] == [*queued, "create", "mq-lstm", ZONE, "--project=proj-1",
+                           "--node-id=mq-lstm", "--accelerator-type=v4-32",
+                           "--runtime-version=tpu-ubuntu2204-base", "--spot"]  # fmt: skip
+    describe = [*queued, "describe", "mq-lstm", ZONE, "--project=proj-1",
+                "--format=value(state.state)"]  # fmt: skip
+    assert recorded[1:4] == [describe] * 3
+    assert verbs(recorded)[4] == "scp"
+    assert recorded[-2][:3] == ["storage", "cp", "--project=proj-1"]
+    assert recorded[-1] == [*queued, "delete", "mq-lstm", ZONE, "--project=proj-1", "--force",
+                            "--quiet"]  # fmt: skip
+
+
+def test_eval_runs_in_the_bucket_and_fetches_nothing(fake):
+    launch.main(tpu_args(command=("eval", "--workdir=runs/mqar-lstm")))
+    recorded = calls(fake)
+    assert verbs(recorded) == ["create", "scp", "ssh", "ssh", "delete"]
+    assert recorded[3][-1].endswith(f"memjax eval --workdir {REMOTE}")
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def test_failure_half_way_names_the_step_and_still_deletes(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["uv pip install", None]]))
+    with pytest.raises(SystemExit) as raised:
+        launch.main(tpu_args())
+    message = str(raised.value.code)
+    assert "step 'install' failed (exit status 1)" in message
+    assert "gcloud compute tpus tpu-vm ssh mq-lstm" in message
+    assert verbs(calls(fake)) == ["create", "scp", "ssh", "delete"]
+    assert not (tmp_path / "tmp" / "memjax-mq-lstm-src.tar.gz").exists()
+
+
+def test_failed_run_and_failed_delete_are_both_reported(fake, monkeypatch):
+    failing = [["memjax-venv/bin/memjax", None], ["tpu-vm delete", None]]
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps(failing))
+    with pytest.raises(SystemExit) as raised:
+        launch.main(tpu_args())
+    message = str(raised.value.code)
+    assert "step 'run' failed" in message
+    assert "Deleting the VM failed too" in message and "step 'delete' failed" in message
+    assert verbs(calls(fake))[-1] == "delete"
+
+
+def test_failed_create_deletes_nothing_and_says_how(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["tpu-vm create", None]]))
+    with pytest.raises(SystemExit) as raised:
+        launch.main(tpu_args())
+    message = str(raised.value.code)
+    assert "step 'create' failed" in message and "quota" in message
+    assert "delete it with: gcloud compute tpus tpu-vm delete mq-lstm" in message
+    assert len(calls(fake)) == 1
+
+
+def test_failed_queued_request_is_deleted(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_GCLOUD_STATES", "WAITING_FOR_RESOURCES,FAILED")
+    with pytest.raises(SystemExit, match="step 'wait' failed \\(state FAILED\\)"):
+        launch.main(tpu_args("--queued"))
+    recorded = calls(fake)
+    assert verbs(recorded) == ["create", "describe", "describe", "delete"]
+
+
+def test_first_copy_is_retried_while_ssh_comes_up(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["tpu-vm scp", 2]]))
+    launch.main(tpu_args())
+    assert verbs(calls(fake))[:4] == ["create", "scp", "scp", "scp"]
+
+
+def test_missing_summary_hints_at_resuming(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["storage cp", None]]))
+    with pytest.raises(SystemExit) as raised:
+        launch.main(tpu_args())
+    assert "step 'fetch' failed" in str(raised.value.code)
+    assert "run the same launch again to resume" in str(raised.value.code)
+    assert verbs(calls(fake))[-1] == "delete"
+
+
+def test_keep_skips_the_delete(fake, capsys):
+    launch.main(tpu_args("--keep"))
+    assert "delete" not in verbs(calls(fake))
+    assert "delete it with: gcloud compute tpus tpu-vm delete mq-lstm" in capsys.readouterr().err
+
+
+def test_keep_after_a_failure_leaves_the_vm(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["memjax-venv/bin/memjax", None]]))
+    with pytest.raises(SystemExit, match="The VM is kept"):
+        launch.main(tpu_args("--keep"))
+    assert verbs(calls(fake))[-1] == "ssh"
+
+
+def test_sigterm_during_the_run_still_deletes(fake, tmp_path):
+    code = f"from memjax import launch; launch.main({tpu_args()!r})"
+    env = {**os.environ, "FAKE_GCLOUD_HANG": "memjax-venv/bin/memjax", "TMPDIR": tempfile.tempdir}
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 15
+    while not (fake / "hanging").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=15)
+    assert launcher.returncode == 1
+    assert "stopped by signal" in stderr
+    assert verbs(calls(fake)) == ["create", "scp", "ssh", "ssh", "delete"]
+
+
+def test_gcloud_missing_from_path(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(SystemExit, match="gcloud not found on PATH"):
+        launch.main(tpu_args())
+
+
+# ----------------------------------------------------------------------------- dry run
+
+
+def test_dry_run_prints_the_commands_and_runs_nothing(fake, capsys, tmp_path):
+    launch.main(tpu_args("--dry-run"))
+    lines = capsys.readouterr().out.splitlines()
+    assert calls(fake) == []
+    assert not (tmp_path / "tmp" / "memjax-mq-lstm-src.tar.gz").exists()
+    assert not (tmp_path / "runs").exists()
+    argvs = [shlex.split(line) for line in lines]
+    assert verbs(argvs) == ["create", "scp", "ssh", "ssh", "cp", "delete"]
+    assert all(argv[0] == "gcloud" for argv in argvs)
+    launch.main(tpu_args("--dry-run", "--keep"))
+    assert len(capsys.readouterr().out.splitlines()) == 5
+
+
+def test_dry_run_lines_are_exactly_what_runs(fake, capsys):
+    launch.main(gpu_args("--dry-run"))
+    printed = [shlex.split(line)[1:] for line in capsys.readouterr().out.splitlines()]
+    launch.main(gpu_args())
+    assert calls(fake) == printed
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (tpu_args("--zone", "us-central2"), ["--zone", "'us-central2'", "expected a zone"]),
+        (
+            [a.replace("v4-32", "v9-8") for a in tpu_args()],
+            ["--accelerator-type", "'v9-8'", "expected GENERATION-SIZE"],
+        ),
+        (
+            [a.replace("gs://my-bucket", "my-bucket") for a in tpu_args()],
+            ["--bucket", "'my-bucket'", "expected a Cloud Storage URL"],
+        ),
+        ([a.replace("mq-lstm", "MQ") for a in tpu_args()], ["--tpu", "'MQ'", "expected"]),
+        (tpu_args()[:-5], ["after '--'", "got nothing", "expected one of"]),
+        (tpu_args(command=("trian",)), ["after '--'", "got 'trian'", "expected one of"]),
+        (tpu_args(command=("launch", "tpu")), ["after '--'", "got 'launch tpu'"]),
+        (
+            [a.replace("g2-standard-8", "n1-standard-8") for a in gpu_args()],
+            ["--accelerator", "got nothing", "n1-standard-8", "expected type=GPU,count=N"],
+        ),
+        (gpu_args("--accelerator", "nvidia-l4"), ["--accelerator", "'nvidia-l4'", "expected"]),
+        (gpu_args("--machine-type", "big"), ["--machine-type", "'big'", "expected"]),
+    ],
+)
+def test_bad_arguments_name_argument_value_and_expectation(fake, capsys, args, expected):
+    with pytest.raises(SystemExit) as raised:
+        launch.main(args)
+    assert raised.value.code == 2
+    error = capsys.readouterr().err
+    for text in expected:
+        assert text in error
+    assert calls(fake) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (("train", "--config", "configs/nope.py:lstm"), "--config: got 'configs/nope.py:lstm'"),
+        (("train", "--config", "/abs/mqar.py"), "expected a config file relative to"),
+        (("train", "--config", CONFIG, "--workdir", "../up"), "--workdir: got '../up'"),
+        (("train", "--config", CONFIG, "--workdir"), "--workdir: got nothing after it"),
+    ],
+)
+def test_bad_memjax_command_fails_before_any_gcloud_call(fake, command, expected):
+    with pytest.raises(SystemExit) as raised:
+        launch.main(tpu_args(command=command))
+    assert expected in str(raised.value.code)
+    assert calls(fake) == []
+
+
+# ----------------------------------------------------------------------------- workdirs
+
+
+@pytest.mark.parametrize(
+    ("command", "remote", "local"),
+    [
+        (("train",), "gs://b/runs/job", "runs/job"),
+        (("train", "--workdir", "runs/x"), "gs://b/runs/job/runs/x", "runs/x"),
+        (("train", "--workdir=./runs//x/"), "gs://b/runs/job/runs/x", "runs/x"),
+        (("train", "--workdir", "/abs/x"), "gs://b/runs/job/abs/x", "/abs/x"),
+        (("train", "--workdir", "gs://other/w"), "gs://other/w", "runs/job"),
+        (("eval", "--workdir", "runs/x"), "gs://b/runs/job/runs/x", None),
+        (("bench", "--length", "64"), None, None),
+    ],
+)
+def test_workdir_moves_into_the_bucket(command, remote, local):
+    job = launch.make_job("job", command, "gs://b", ROOT)
+    assert job.remote_workdir == remote
+    assert job.local_workdir == (None if local is None else Path(local))
+    if remote is None:
+        assert job.command == command
+    else:
+        assert job.command[-2:] == ("--workdir", remote)
+        assert job.command.count("--workdir") == 1 and command[0] == job.command[0]
+
+
+def test_runtime_version_defaults_per_generation():
+    assert launch_gcloud.tpu_runtime("v4-32") == "tpu-ubuntu2204-base"
+    assert launch_gcloud.tpu_runtime("v5litepod-8") == "v2-alpha-tpuv5-lite"
+    assert launch_gcloud.tpu_runtime("v6e-16") == "v2-alpha-tpuv6e"
+
+
+# ----------------------------------------------------------------------------- remote scripts
+
+
+def fake_tools(bin_dir: Path, tools: dict[str, str]) -> None:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in tools.items():
+        path = bin_dir / name
+        path.write_text(f"#!/bin/bash\n{body}\n")
+        path.chmod(0o755)
+
+
+def run_remote(script: str, home: Path, bin_dir: Path) -> subprocess.CompletedProcess:
+    env = {"HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"}
+    return subprocess.run(
+        ["bash", "-c", script], cwd=home, env=env, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "coordinator"),
+    [
+        ("w0:1:10.0.0.2,w1:2:10.0.0.3", "10.0.0.2:8482"),
+        ("t1v-n-0,t1v-n-1", "t1v-n-0:8482"),
+    ],
+)
+def test_tpu_run_script_joins_jax_distributed_from_metadata(tmp_path, endpoints, coordinator):
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    (home / "memjax").mkdir(parents=True)
+    fake_tools(
+        bin_dir,
+        {
+            "curl": f'case "$*" in *worker-network-endpoints*) printf {endpoints};; '
+            "*agent-worker-number*) printf 1;; esac",
+        },
+    )
+    fake_tools(
+        home / "memjax-venv" / "bin",
+        {"memjax": 'echo "$PWD|$MEMJAX_COORDINATOR|$MEMJAX_NUM_PROCESSES|$MEMJAX_PROCESS_ID|$*"'},
+    )
+    args = ["train", "--config", CONFIG, "--config.model.mixer_options={'heads': 2}"]
+    result = run_remote(launch_remote.run_script("tpu", args), home, bin_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{home / 'memjax'}|{coordinator}|2|1|{' '.join(args)}"
+
+
+@pytest.mark.parametrize("platform", ["tpu", "gpu"])
+def test_install_script_unpacks_and_installs(tmp_path, platform):
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    launch.build_tarball(ROOT, home / launch_remote.TARBALL)
+    log = tmp_path / "tools.log"
+    fake_tools(
+        bin_dir,
+        {
+            "uv": f'echo "uv $*" >> {log}; [ "$1" = venv ] && mkdir -p "${{@: -1}}/bin"; true',
+            "nvidia-smi": f'echo "nvidia-smi $*" >> {log}',
+        },
+    )
+    result = run_remote(launch_remote.install_script(platform), home, bin_dir)
+    assert result.returncode == 0, result.stderr
+    assert (home / "memjax" / "memjax" / "launch.py").exists()
+    lines = log.read_text().splitlines()
+    jax = "jax[tpu]" if platform == "tpu" else "jax[cuda12]"
+    assert lines[-2:] == [
+        "uv venv --quiet --python 3.12 memjax-venv",
+        f"uv pip install --quiet --python memjax-venv/bin/python ./memjax {jax} etils[epath-gcs]",
+    ]
+    assert ("nvidia-smi --list-gpus" in lines) == (platform == "gpu")
+
+
+# ----------------------------------------------------------------------------- epath workdirs
+
+
+@pytest.mark.parametrize("as_epath", [False, True])
+def test_checkpoints_and_metrics_go_through_epath(tmp_path, as_epath):
+    """The code that writes gs:// workdirs, on a local path (a plain string or an epath.Path)."""
+    workdir = epath.Path(tmp_path / "run") if as_epath else str(tmp_path / "run")
+    state = {"w": jnp.arange(6.0).reshape(2, 3), "step": np.asarray(3, np.int64)}
+    directory = workdir / "checkpoints" if as_epath else f"{workdir}/checkpoints"
+    with Checkpointer(directory, best_metric=None) as checkpointer:
+        checkpointer.save(3, state, data_state={"index": 24})
+        checkpointer.wait()
+        step, restored, data_state = checkpointer.restore(state)
+    assert step == 3 and data_state == {"index": 24}
+    np.testing.assert_array_equal(restored["w"], state["w"])
+    log = MetricsLog(epath.Path(workdir))
+    log.write(1, {"loss": 2.0})
+    log.write(2, {"loss": 1.5})
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"step": 1, "loss": 2.0},
+        {"step": 2, "loss": 1.5},
+    ]
