@@ -213,25 +213,41 @@ def _pad_batch(batch: Batch, size: int) -> Batch:
 
 
 def evaluate(steps: Steps, params: Any, task: Any, split: str, config, mesh, max_batches: int = 0):
-    """Metric sums over ``split`` (every example; ``max_batches`` > 0 caps the batches)."""
+    """Metric sums over every example of ``split`` (``max_batches`` > 0 caps the batches).
+
+    Every host runs the same number of batches, ``ceil(examples / global batch)``: a host whose
+    shard runs out first feeds batches of weight 0, so the collectives in the step never wait
+    on a host that has stopped.
+    """
+    global_size = int(config.train.batch_size)
     loader = data.make_loader(
         task,
         split,
-        global_batch_size=int(config.train.batch_size),
+        global_batch_size=global_size,
         seed=int(config.train.seed),
         shuffle=False,
         num_epochs=1,
         drop_remainder=False,
         truncate=bool(config.train.truncate),
     )
-    local_size = int(config.train.batch_size) // jax.process_count()
+    local_size = global_size // jax.process_count()
+    num_batches = -(-len(task.source(split)) // global_size)
+    if max_batches:
+        num_batches = min(num_batches, max_batches)
+    iterator = iter(loader)
+    template = None
     sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
-    for i, batch in enumerate(loader):
-        if max_batches and i >= max_batches:
-            break
-        result = steps.evaluate(
-            params, _device_batch(_pad_batch(batch, local_size), config.parallel, mesh)
-        )
+    for _ in range(num_batches):
+        batch = next(iterator, None)
+        if batch is None and template is None:
+            raise ValueError(
+                f"split {split!r} has fewer examples than the {jax.process_count()} hosts"
+            )
+        if batch is None:
+            batch = {k: v[:0] for k, v in template.items() if k != "weight"}
+        padded = _pad_batch(batch, local_size)
+        template = padded
+        result = steps.evaluate(params, _device_batch(padded, config.parallel, mesh))
         sums = {k: sums[k] + float(result[k]) for k in sums}
     return sums
 
