@@ -33,21 +33,33 @@ def width_for_budget(
 ) -> int:
     """The width (a multiple of ``multiple``) whose ``build(width)`` is closest to ``target``.
 
-    Parameter counts grow monotonically with width, so a bisection over multiples finds the two
-    widths that bracket the target and the nearer one is returned.
+    A model's parameter count is a quadratic ``n(d) = a d^2 + b d + c`` in its width ``d``
+    (matrices ``d x d``, vectors ``d``, fixed extras), so three abstract builds give ``a, b, c``
+    and the root of ``n(d) = target`` a first guess. Counts grow monotonically with width, so
+    a short walk from the guess then brackets the target between two measured widths and the
+    nearer one is returned: the answer always rests on measured counts, never on the fit.
     """
     if target < 1:
         raise ValueError(f"target must be a positive parameter count, got {target!r}")
     if multiple < 1:
         raise ValueError(f"multiple must be a positive int, got {multiple!r}")
-    lo, hi = 1, max_width // multiple
-    if param_count_of(build, hi * multiple) < target:
+    counts: dict[int, int] = {}
+
+    def count(units: int) -> int:
+        if units not in counts:
+            counts[units] = param_count_of(build, units * multiple)
+        return counts[units]
+
+    top = max_width // multiple
+    if count(top) < target:
         raise ValueError(f"target={target} parameters needs a width above max_width={max_width}")
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if param_count_of(build, mid * multiple) < target:
-            lo = mid + 1
-        else:
-            hi = mid
-    candidates = [w * multiple for w in (lo - 1, lo) if w >= 1]
-    return min(candidates, key=lambda w: abs(param_count_of(build, w) - target))
+    xs = np.array([1.0, 2.0, 3.0])
+    a, b, c = np.polyfit(xs, [count(1), count(2), count(3)], 2)
+    roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9 and r.real > 0]
+    units = int(np.clip(round(max(roots, default=1.0)), 1, top))
+    while units > 1 and count(units) > target:
+        units -= 1
+    while units < top and count(units + 1) <= target:
+        units += 1
+    candidates = [u for u in (units, units + 1) if u <= top]
+    return multiple * min(candidates, key=lambda u: abs(count(u) - target))

@@ -166,3 +166,12 @@ def test_bad_model_arguments():
         classifier("lsmt")
     with pytest.raises(ValueError, match=r"inputs must be integer tokens \[batch, time\]"):
         classifier("gru")(jnp.ones((2, 3, 4)))
+
+
+def test_width_for_budget_returns_the_nearest_measured_width():
+    build = lambda d: nnx.Linear(d, d, rngs=nnx.Rngs(0))  # d^2 + d parameters
+    assert budget.width_for_budget(build, 1000, multiple=1) == 31  # 992 beats 1056
+    assert budget.width_for_budget(build, 1050, multiple=1) == 32  # 1056 beats 992
+    assert budget.width_for_budget(build, 1000, multiple=8) == 32  # 1056 beats 600 (d=24)
+    with pytest.raises(ValueError, match="needs a width above max_width=64"):
+        budget.width_for_budget(build, 10**6, multiple=8, max_width=64)
