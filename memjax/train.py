@@ -418,7 +418,8 @@ def train_and_evaluate(
             at_log = step % int(config.train.log_every) == 0 or step == steps_total
             at_eval = step % int(config.train.eval_every) == 0 or step == steps_total
             at_save = step % int(config.train.checkpoint_every) == 0 or at_eval
-            if at_log or at_save or preemption.requested:
+            stop = preemption.requested
+            if at_log or at_save or stop:
                 _check_finite(window)
             if at_log:
                 elapsed = time.time() - window_start
@@ -448,11 +449,11 @@ def train_and_evaluate(
                     "val_loss": sums["loss"] / max(sums["count"], 1),
                 }
                 log.write(step, val_metrics)
-            if at_save or preemption.requested:
-                save(step, val_metrics, force_save=preemption.requested)
+            if at_save or stop:
+                save(step, val_metrics, force_save=stop)
             if at_eval or at_save:
                 window_start = time.time()
-            if preemption.requested:
+            if stop:
                 checkpointer.wait()
                 print(
                     f"preempted (SIGTERM): saved step {step} in {workdir}; "

@@ -256,3 +256,32 @@ def test_out_of_memory_message_suggests_remedies(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "make_steps", exhausted)
     with pytest.raises(MemoryError, match=r"batch_size=4.*accumulate.*remat"):
         train.train_and_evaluate(tiny_config("lstm"), tmp_path, progress=False)
+
+
+def test_preemption_saves_exits_and_resumes_exactly(tmp_path, monkeypatch):
+    """SIGTERM sets the handler's flag (tested with a real signal in test_checkpoint); here the
+    flag rises after step 2 and the loop must save that step, stop, and resume exactly."""
+    reference = train.train_and_evaluate(tiny_config("gru"), tmp_path / "a", progress=False)
+
+    class RaisedAfterTwoSteps:
+        def __init__(self):
+            self.polls = 0
+
+        @property
+        def requested(self):
+            self.polls += 1
+            return self.polls >= 2  # polled once per step
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(train, "install_preemption_handler", RaisedAfterTwoSteps)
+    stopped = train.train_and_evaluate(tiny_config("gru"), tmp_path / "b", progress=False)
+    assert stopped == {"step": 2, "preempted": True}
+    assert Checkpointer(tmp_path / "b" / "checkpoints").latest_step() == 2
+    monkeypatch.undo()
+    resumed = train.train_and_evaluate(tiny_config("gru"), tmp_path / "b", progress=False)
+    assert resumed["param_checksum"] == reference["param_checksum"]
