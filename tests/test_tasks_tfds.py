@@ -179,3 +179,10 @@ def test_bad_options():
         tasks.get("image", val_percent=0)
     with pytest.raises(ValueError, match="permutation_seed=-1"):
         tasks.get("permuted_mnist", permutation_seed=-1)
+
+
+def test_missing_tfds_data_in_the_default_folder_says_where_and_how(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "nothing-here"))
+    task = tasks.get("text")
+    with pytest.raises(FileNotFoundError, match=r"(?s)'imdb_reviews' is not prepared.*tfds build"):
+        task.source("train")

@@ -68,7 +68,7 @@ class TfdsSource:
             self.records: Sequence[dict[str, Any]] = tfds.data_source(
                 name, split=expression, data_dir=data_dir, download=False
             )
-        except (NotImplementedError, FileNotFoundError, ValueError, AssertionError) as e:
+        except (NotImplementedError, FileNotFoundError, KeyError, ValueError, AssertionError) as e:
             raise not_prepared(name, data_dir, e) from e
 
     def __len__(self) -> int:
