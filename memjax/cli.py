@@ -62,6 +62,12 @@ def _data(argv: Sequence[str]) -> None:
     raise SystemExit(data.main(list(argv)))
 
 
+def _probe(argv: Sequence[str]) -> None:
+    from memjax import probes
+
+    probes.main(argv)
+
+
 def _launch(argv: Sequence[str]) -> None:
     from memjax import launch
 
@@ -75,6 +81,7 @@ COMMANDS = {
     "bench": _bench,
     "data": _data,
     "launch": _launch,
+    "probe": _probe,
 }
 
 

@@ -292,7 +292,7 @@ class PerPositionHead(nnx.Module):
 
 def memories(model: nnx.Module) -> list[tuple[Memory, Any]]:
     """Every ``(memory, params)`` pair inside ``model``, in layer order."""
-    return [(m.memory, m.values()) for _, m in model.iter_modules() if isinstance(m, Mixer)]
+    return [(m.memory, m.values()) for _, m in nnx.iter_modules(model) if isinstance(m, Mixer)]
 
 
 def state_bytes(model: nnx.Module, length: int) -> int:

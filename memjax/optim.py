@@ -46,7 +46,7 @@ def schedule(optim: ml_collections.ConfigDict, lr: float, steps: int) -> optax.S
 def param_labels(model: nnx.Module) -> Any:
     """A pytree like ``nnx.state(model, nnx.Param)`` holding each parameter's group name."""
     recurrence_paths = set()
-    for path, module in model.iter_modules():
+    for path, module in nnx.iter_modules(model):
         if isinstance(module, Mixer):
             for key in type(module.memory).recurrence_params:
                 recurrence_paths.add((*path, "params", key))
@@ -59,7 +59,7 @@ def param_labels(model: nnx.Module) -> Any:
             return "no_decay"
         return "decay"
 
-    return jax.tree_util.tree_map_with_path(label, nnx.state(model, nnx.Param).to_pure_dict())
+    return jax.tree_util.tree_map_with_path(label, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
 
 
 def build(

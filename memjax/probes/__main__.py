@@ -1,0 +1,5 @@
+"""``python -m memjax.probes ...`` runs ``memjax probe ...``."""
+
+from memjax.probes.cli import main
+
+main()
