@@ -62,6 +62,12 @@ def _data(argv: Sequence[str]) -> None:
     raise SystemExit(data.main(list(argv)))
 
 
+def _table(argv: Sequence[str]) -> None:
+    from memjax import tables
+
+    tables.main(argv)
+
+
 def _probe(argv: Sequence[str]) -> None:
     from memjax import probes
 
@@ -82,6 +88,7 @@ COMMANDS = {
     "data": _data,
     "launch": _launch,
     "probe": _probe,
+    "table": _table,
 }
 
 
