@@ -6,7 +6,7 @@ spirit of the task's source paper, not its published hyperparameters; tune
 ``--config.optim.lr`` per mixer as Zoology does. Usage: ``--config configs/mqar.py:lstm``.
 """
 
-from memjax.config import task_config
+from memjax.config import SYNTHETIC_SETUP, task_config
 
 
 def get_config(arg=None):
@@ -15,18 +15,12 @@ def get_config(arg=None):
         arg,
         options=dict(vocab_size=8192, length=256, num_kv_pairs=16),
         paper=dict(
+            **SYNTHETIC_SETUP,
             steps=20_000,
             batch_size=64,
             lr=1e-3,
             d_model=128,
             depth=2,
-            schedule="cosine",
-            warmup_steps=500,
-            weight_decay=0.1,
-            mlp="glu",
-            mlp_expand=2,
-            dropout=0.0,
-            heads=4,
         ),
         smoke_options=dict(
             vocab_size=64,

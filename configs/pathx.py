@@ -5,49 +5,21 @@ Paper setup: LRA's pathfinder128 setup follows pathfinder32's; every Transformer
 75 epochs, lr 0.0018, SSM lr 0.0006, wd 0.06, dt_min 1e-4).
 """
 
-from memjax.config import task_config
+from pathlib import Path
+
+from memjax.config import load_module
 
 
 def get_config(arg=None):
-    config = task_config(
-        "pathfinder",
-        arg,
-        options={"resolution": 128, "contour_length": 14},
-        paper=dict(
-            batch_size=512,
-            steps=62_500,
-            lr=1e-3,
-            schedule="cosine",
-            warmup_steps=312,
-            weight_decay=0.0,
-            clip_norm=0.0,
-            d_model=32,
-            depth=1,
-            mlp="mlp",
-            mlp_expand=1,
-            heads=2,
-            dropout=0.1,
-            positional="sinusoidal",
-        ),
-        per_variant={
-            "s5": dict(
-                batch_size=32,
-                steps=375_000,
-                lr=0.0018,
-                recurrence_lr=0.0006,
-                schedule="cosine",
-                warmup_steps=5000,
-                weight_decay=0.06,
-                d_model=128,
-                depth=6,
-                state_size=256,
-                dropout=0.0,
-            ),
-        },
-        smoke_options=dict(
-            resolution=32, contour_length=6, num_train=512, num_validation=64, num_test=64
-        ),
-    )
-    if config.model.mixer == "s5":
-        config.model.mixer_options.dt_min = 1e-4
+    pathfinder = load_module(Path(__file__).with_name("pathfinder.py"))
+    config = pathfinder.get_config(arg)
+    if config.scale == "paper":
+        config.task.options.update(resolution=128, contour_length=14)
+        if config.model.mixer == "s5":
+            config.train.update(batch_size=32, steps=375_000)
+            config.optim.update(
+                lr=0.0018, recurrence_lr=0.0006, warmup_steps=5000, weight_decay=0.06
+            )
+            config.model.update(d_model=128, dropout=0.0)
+            config.model.mixer_options.dt_min = 1e-4
     return config

@@ -6,7 +6,7 @@ spirit of the task's source paper, not its published hyperparameters; tune
 ``--config.optim.lr`` per mixer as Zoology does. Usage: ``--config configs/selective_copy.py:lstm``.
 """
 
-from memjax.config import task_config
+from memjax.config import SYNTHETIC_SETUP, task_config
 
 
 def get_config(arg=None):
@@ -15,18 +15,12 @@ def get_config(arg=None):
         arg,
         options=dict(length=4096, num_memorize=16, num_symbols=16),
         paper=dict(
+            **SYNTHETIC_SETUP,
             steps=400_000,
             batch_size=64,
             lr=1e-3,
             d_model=64,
             depth=2,
-            schedule="cosine",
-            warmup_steps=500,
-            weight_decay=0.1,
-            mlp="glu",
-            mlp_expand=2,
-            dropout=0.0,
-            heads=4,
         ),
         smoke_options=dict(
             length=48,

@@ -313,6 +313,17 @@ def task_config(
     return config
 
 
+SYNTHETIC_SETUP = dict(
+    schedule="cosine",
+    warmup_steps=500,
+    weight_decay=0.1,
+    mlp="glu",
+    mlp_expand=2,
+    dropout=0.0,
+    heads=4,
+)
+"""The training setup the generated tasks share (configs/copy.py, mqar.py, ...)."""
+
 _ACCEPTS = {
     "positional": ("attention",),
     "heads": ("attention", "linear_attention"),
