@@ -42,6 +42,7 @@ def get_config(arg=None):
                 d_model=512,
                 depth=6,
                 state_size=384,
+                bidirectional=True,
                 dropout=0.1,
             ),
         },

@@ -40,6 +40,7 @@ def get_config(arg=None):
                 d_model=128,
                 depth=8,
                 state_size=16,
+                bidirectional=True,
                 dropout=0.0,
             ),
         },

@@ -42,6 +42,7 @@ def get_config(arg=None):
                 d_model=192,
                 depth=6,
                 state_size=256,
+                bidirectional=True,
                 dropout=0.05,
             ),
         },

@@ -40,6 +40,7 @@ def get_config(arg=None):
                 d_model=128,
                 depth=6,
                 state_size=256,
+                bidirectional=True,
                 dropout=0.0,
             ),
         },

@@ -40,6 +40,7 @@ def get_config(arg=None):
                 d_model=256,
                 depth=6,
                 state_size=192,
+                bidirectional=True,
                 dropout=0.1,
             ),
         },

@@ -9,7 +9,8 @@ Layout of a config (the trainer reads nothing else)::
 
     task:     name, options (passed to memjax.tasks.get)
     model:    mixer, mixer_options, d_model, depth, mlp, mlp_expand, norm, dropout, pooling,
-              dtype, mode, remat, unroll, param_budget (0: use d_model; else size d_model to it)
+              dtype, mode, remat, unroll, param_budget (0: use d_model; else size d_model to it),
+              bidirectional (a second memory run backwards, summed; classification only)
     optim:    lr, recurrence_lr (None: lr), weight_decay, b1, b2, schedule (cosine | rsqrt |
               constant), warmup_steps, clip_norm (0: off), accumulate (micro-batches per step)
     train:    steps, batch_size (global), eval_every, eval_batches (0: whole split),
@@ -67,6 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
             "remat": False,
             "unroll": 1,
             "param_budget": 0,
+            "bidirectional": False,
         }
     )
     c.optim = ml_collections.ConfigDict(
@@ -292,7 +294,16 @@ def task_config(
     setup = {**paper, **(per_variant or {}).get(variant, {})}
     train_keys = ("batch_size", "steps")
     optim_keys = ("lr", "recurrence_lr", "weight_decay", "schedule", "warmup_steps", "clip_norm")
-    model_keys = ("d_model", "depth", "mlp", "mlp_expand", "pooling", "dropout", "norm")
+    model_keys = (
+        "d_model",
+        "depth",
+        "mlp",
+        "mlp_expand",
+        "pooling",
+        "dropout",
+        "norm",
+        "bidirectional",
+    )
     for key, value in setup.items():
         if key in train_keys:
             config.train[key] = value

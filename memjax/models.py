@@ -45,7 +45,9 @@ class Mixer(nnx.Module):
     """A memjax memory as an NNX module: its parameter pytree held as ``nnx.Param`` leaves.
 
     ``mixer(x [B, T, D], mask [B, T]) -> [B, T, D]`` through :func:`memjax.scan`; ``step``
-    exposes the memory's streaming face with the same parameters.
+    exposes the memory's streaming face with the same parameters. A bidirectional mixer (S5's
+    and LRU's LRA setup) adds a second memory of the same kind run backwards over each valid
+    prefix, ``y = M_fwd(x) + M_bwd(x)``, and has no streaming face.
     """
 
     def __init__(
@@ -58,28 +60,34 @@ class Mixer(nnx.Module):
         mode: str = "auto",
         remat: bool = False,
         unroll: int = 1,
+        bidirectional: bool = False,
     ):
         self.memory: Memory = cells.get(name, hidden=d_model, **dict(options or {}))
-        self.params = nnx.data(jax.tree.map(nnx.Param, self.memory.init(rngs.params(), d_model)))
+        init = lambda: jax.tree.map(nnx.Param, self.memory.init(rngs.params(), d_model))
+        self.params = nnx.data(init())
+        self.backward_params = nnx.data(init()) if bidirectional else None
         self.mode, self.remat, self.unroll = mode, remat, unroll
 
-    def values(self) -> Any:
-        """The memory's parameter pytree as plain arrays."""
-        return jax.tree.map(lambda v: v[...], self.params, is_leaf=_is_variable)
+    def values(self, backward: bool = False) -> Any:
+        """The memory's parameter pytree as plain arrays (the backward memory's if asked)."""
+        params = self.backward_params if backward else self.params
+        return jax.tree.map(lambda v: v[...], params, is_leaf=_is_variable)
+
+    def _scan(self, x: Array, mask: Array | None, backward: bool) -> Array:
+        options = dict(mode=self.mode, remat=self.remat, unroll=self.unroll)
+        return scan(self.memory, self.values(backward), x, mask=mask, reverse=backward, **options)[
+            0
+        ]
 
     def __call__(self, x: Array, mask: Array | None = None) -> Array:
-        ys, _ = scan(
-            self.memory,
-            self.values(),
-            x,
-            mask=mask,
-            mode=self.mode,
-            remat=self.remat,
-            unroll=self.unroll,
-        )
+        ys = self._scan(x, mask, backward=False)
+        if self.backward_params is not None:
+            ys = ys + self._scan(x, mask, backward=True)
         return ys
 
     def step(self, carry: Any, x_t: Array) -> tuple[Any, Array]:
+        if self.backward_params is not None:
+            raise ValueError("a bidirectional mixer reads the whole sequence; it has no step()")
         return self.memory.step(self.values(), carry, x_t)
 
 
@@ -124,11 +132,19 @@ class Block(nnx.Module):
         mode: str = "auto",
         remat: bool = False,
         unroll: int = 1,
+        bidirectional: bool = False,
     ):
         _check_choice("mlp", mlp, MLPS)
         self.norm_mixer = _norm(norm, d_model, dtype, rngs)
         self.mixer = Mixer(
-            mixer, d_model, rngs=rngs, options=mixer_options, mode=mode, remat=remat, unroll=unroll
+            mixer,
+            d_model,
+            rngs=rngs,
+            options=mixer_options,
+            mode=mode,
+            remat=remat,
+            unroll=unroll,
+            bidirectional=bidirectional,
         )
         self.norm_mlp = _norm(norm, d_model, dtype, rngs) if mlp != "none" else None
         self.mlp = (
@@ -292,7 +308,13 @@ class PerPositionHead(nnx.Module):
 
 def memories(model: nnx.Module) -> list[tuple[Memory, Any]]:
     """Every ``(memory, params)`` pair inside ``model``, in layer order."""
-    return [(m.memory, m.values()) for _, m in nnx.iter_modules(model) if isinstance(m, Mixer)]
+    pairs = []
+    for _, m in nnx.iter_modules(model):
+        if isinstance(m, Mixer):
+            pairs.append((m.memory, m.values()))
+            if m.backward_params is not None:
+                pairs.append((m.memory, m.values(backward=True)))
+    return pairs
 
 
 def state_bytes(model: nnx.Module, length: int) -> int:

@@ -50,6 +50,7 @@ def param_labels(model: nnx.Module) -> Any:
         if isinstance(module, Mixer):
             for key in type(module.memory).recurrence_params:
                 recurrence_paths.add((*path, "params", key))
+                recurrence_paths.add((*path, "backward_params", key))
 
     def label(path: tuple, value: Any) -> str:
         keys = tuple(getattr(k, "key", k) for k in path)

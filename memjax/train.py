@@ -70,7 +70,13 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
         mode=model_config.mode,
         remat=model_config.remat,
         unroll=model_config.unroll,
+        bidirectional=model_config.bidirectional,
     )
+    if model_config.bidirectional and spec.target == "per_position":
+        raise ValueError(
+            f"config.model.bidirectional=True reads later inputs, but task {spec.name!r} predicts "
+            "at every position; use a causal model (bidirectional=False)"
+        )
     num_classes = 1 if spec.metric == "mse" else spec.num_classes
 
     def build(d_model: int) -> nnx.Module:

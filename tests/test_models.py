@@ -175,3 +175,22 @@ def test_width_for_budget_returns_the_nearest_measured_width():
     assert budget.width_for_budget(build, 1000, multiple=8) == 32  # 1056 beats 600 (d=24)
     with pytest.raises(ValueError, match="needs a width above max_width=64"):
         budget.width_for_budget(build, 10**6, multiple=8, max_width=64)
+
+
+def test_bidirectional_mixer_adds_a_reversed_memory_with_its_own_parameters():
+    rngs = nnx.Rngs(0)
+    mixer = models.Mixer("lru", 8, rngs=rngs, bidirectional=True)
+    x = jax.random.normal(jax.random.key(1), (2, 6, 8))
+    mask = jnp.arange(6)[None] < jnp.array([[6], [4]])
+    forward = memjax.scan(mixer.memory, mixer.values(), x, mask=mask)[0]
+    backward = memjax.scan(mixer.memory, mixer.values(backward=True), x, mask=mask, reverse=True)[0]
+    np.testing.assert_allclose(mixer(x, mask), forward + backward, atol=1e-6)
+    assert not np.allclose(
+        jax.tree.leaves(mixer.values())[0], jax.tree.leaves(mixer.values(True))[0]
+    )
+    changed = x.at[:, 5].set(9.0)
+    assert not np.allclose(mixer(changed, mask)[0, 0], mixer(x, mask)[0, 0])  # sees the future
+    np.testing.assert_allclose(mixer(changed, mask)[1], mixer(x, mask)[1], atol=1e-6)  # padding
+    with pytest.raises(ValueError, match="bidirectional mixer reads the whole sequence"):
+        mixer.step(mixer.memory.initial_carry(mixer.values(), (2,)), x[:, 0])
+    assert len(models.memories(mixer)) == 2
