@@ -38,8 +38,9 @@ def resolve_mode(cell: Memory, mode: str) -> str:
 
     ``"auto"`` picks the associative scan for linear cells on accelerators, where its
     ``O(log T)`` depth wins, and the sequential scan elsewhere: on a CPU the loop is not
-    latency-bound and the associative scan's extra ``O(T log T)`` work loses
-    (``memjax bench`` measures both).
+    latency-bound and the associative scan's extra work loses (1.5-4x slower forward+backward
+    for lru, mingru and s5 at lengths 256 and 1024, ``results/bench/cpu-scan-modes.md``).
+    Cells with a matrix state (``prefers_parallel = False``) stay sequential everywhere.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -49,7 +50,11 @@ def resolve_mode(cell: Memory, mode: str) -> str:
             f"{type(cell).__name__} ({cell.name!r}) is not. Use mode='sequential' or 'auto'."
         )
     if mode == "auto":
-        parallel = isinstance(cell, LinearCell) and jax.default_backend() != "cpu"
+        parallel = (
+            isinstance(cell, LinearCell)
+            and cell.prefers_parallel
+            and jax.default_backend() != "cpu"
+        )
         return "parallel" if parallel else "sequential"
     return mode
 

@@ -174,6 +174,9 @@ class LinearCell(Cell):
     """
 
     linear: ClassVar[bool] = True
+    prefers_parallel: ClassVar[bool] = True
+    """Whether ``mode="auto"`` may pick the associative scan on an accelerator. A cell whose
+    state is a matrix sets False: the associative scan materialises the state of every step."""
 
     @abc.abstractmethod
     def elements(self, params: Params, pre: Pre) -> tuple[Carry, Carry]:

@@ -75,6 +75,7 @@ class LinearAttention(LinearCell):
     gate_temperature: float = 16.0
     output_gate: bool = False
     name = "linear_attention"
+    prefers_parallel = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
