@@ -78,15 +78,19 @@ def parse_memory(text: str) -> tuple[str, dict[str, Any]]:
     return name, hyper
 
 
-def memjax_functions(text: str, batch: int, length: int, width: int, mode: str, unroll: int):
-    """Jitted forward and forward+backward closures for memory ``text`` (name[:key=value,...])."""
+def memjax_functions(
+    text: str, batch: int, length: int, width: int, mode: str, unroll: int, dtype: str = "float32"
+):
+    """Jitted forward and forward+backward closures for memory ``text`` (name[:key=value,...]),
+    on inputs of ``dtype`` (the compute dtype; parameters and recurrent state stay float32)."""
     name, hyper = parse_memory(text)
     memory = memjax.cells.get(name, hidden=width, **hyper)
     params = memory.init(jax.random.key(0), width)
-    xs = jax.random.normal(jax.random.key(1), (batch, length, width))
+    xs = jax.random.normal(jax.random.key(1), (batch, length, width)).astype(dtype)
 
     def loss(p, x):
-        return jnp.sum(memjax.scan(memory, p, x, mode=mode, unroll=unroll)[0] ** 2)
+        ys = memjax.scan(memory, p, x, mode=mode, unroll=unroll)[0]
+        return jnp.sum(ys.astype(jnp.float32) ** 2)
 
     forward = jax.jit(lambda p, x: memjax.scan(memory, p, x, mode=mode, unroll=unroll)[0])
     backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
@@ -198,13 +202,14 @@ def run(
     mode: str = "auto",
     unroll: int = 1,
     baselines: bool = True,
+    dtype: str = "float32",
 ) -> list[Row]:
     """Measure every memory in ``names`` and the installed baselines at each length."""
     rows = []
     for length in lengths:
         shape = (batch, length, width)
         entries = [
-            (f"memjax {n}", functools.partial(memjax_functions, n, *shape, mode, unroll))
+            (f"memjax {n}", functools.partial(memjax_functions, n, *shape, mode, unroll, dtype))
             for n in names
         ]
         if baselines:
@@ -273,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--mode", default="auto", choices=MODES)
     parser.add_argument("--unroll", type=int, default=1)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--reference", default="flax OptimizedLSTMCell")
     parser.add_argument(
@@ -294,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         width=args.width,
         repeats=args.repeats,
         mode=args.mode,
+        dtype=args.dtype,
         unroll=args.unroll,
         baselines=not args.no_baselines,
     )
