@@ -354,7 +354,6 @@ def train_and_evaluate(
     start_time = time.time()
     workdir = epath.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config.to_json(indent=1))
     mesh = parallel.mesh() if config.parallel == "shard_map" else None
 
     # Task, model, optimiser.
@@ -384,6 +383,7 @@ def train_and_evaluate(
     # Checkpoints: resume when the workdir holds one.
     checkpointer = make_checkpointer(workdir, config, spec)
     _check_identity(checkpointer, config, workdir, force)
+    (workdir / "config.json").write_text(config.to_json(indent=1))
     step = 0
     if checkpointer.latest_step() is not None:
         abstract = {"params": params, "opt_state": opt_state, "step": np.asarray(0, np.int64)}

@@ -223,6 +223,7 @@ def test_workdir_of_another_config_is_refused(tmp_path):
         train.ConfigMismatch, match=r"model.d_model: 16 -> 24.*new --workdir.*--force"
     ):
         train.train_and_evaluate(other, tmp_path, progress=False)
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["d_model"] == 16
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
