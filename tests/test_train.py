@@ -116,7 +116,7 @@ def _finished_steps(directory: Path) -> list[int]:
 
 def test_exact_resume_after_sigkill(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    steps = 14
+    steps = 40
     reference = tmp_path / "reference"
     subprocess.run(_train_command(reference, steps), check=True, env=env, capture_output=True)
 
