@@ -314,3 +314,30 @@ def test_state_sizes():
 def test_bad_hyperparameters(name, kwargs, message):
     with pytest.raises(ValueError, match=message):
         memjax.cells.get(name, hidden=8, **kwargs)
+
+
+@pytest.mark.parametrize("decay", ["none", "fixed", "gated"])
+@pytest.mark.parametrize("time", [1, 5, 37])
+def test_chunked_form_equals_sequential_scan(decay, time):
+    """Values and gradients of the chunked form against the step-by-step recurrence, with
+    padding, an initial state and lengths that are not multiples of the chunk."""
+    cell = memjax.cells.get("linear_attention", hidden=8, heads=2, decay=decay)
+    params = cell.init(jax.random.key(0), 3)
+    xs = jax.random.normal(jax.random.key(time), (2, time, 3))
+    mask = jnp.arange(time)[None] < jnp.array([[time], [max(time - 3, 1)]])
+    carry = jax.random.normal(jax.random.key(9), cell.initial_carry(params, (2,)).shape)
+
+    def run(mode, p):
+        return memjax.scan(cell, p, xs, mode=mode, mask=mask, carry=carry, chunk=16)
+
+    want, got = run("sequential", params), run("chunked", params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, atol=2e-5, rtol=2e-5), want, got)
+    loss = lambda mode: lambda p: jnp.sum(run(mode, p)[0] ** 2) + jnp.sum(run(mode, p)[1])
+    grads = [jax.grad(loss(mode))(params) for mode in ("sequential", "chunked")]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, atol=1e-4, rtol=1e-4), *grads)
+
+
+def test_chunked_mode_needs_a_chunked_form():
+    cell = memjax.cells.get("lru", hidden=4)
+    with pytest.raises(ValueError, match="mode='chunked' needs a cell with a chunked form"):
+        memjax.scan(cell, cell.init(jax.random.key(0), 3), jnp.ones((1, 4, 3)), mode="chunked")

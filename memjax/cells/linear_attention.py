@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.cells.base import STATE_DTYPE, Array, LinearCell, Params, matmul
+from memjax.cells.chunked_linear_attention import chunked_linear_attention
 from memjax.cells.registry import register
 
 FEATURE_MAPS = {"elu": lambda x: jax.nn.elu(x) + 1.0, "identity": lambda x: x}
@@ -174,6 +175,23 @@ class LinearAttention(LinearCell):
         if self.decay == "fixed":
             return retnet_decays(self.heads)
         return jnp.ones((self.heads,), STATE_DTYPE)
+
+    @property
+    def prefers_chunked(self) -> bool:
+        """``mode="auto"`` takes the chunked form when every head has one scalar decay."""
+        return self.decay != "gated"
+
+    def chunked(
+        self, params: Params, carry: Array, pre: dict[str, Array], mask: Array, chunk: int
+    ) -> tuple[Array, Array]:
+        """All ``o_t`` and the final state through the chunked form (see
+        :mod:`memjax.cells.chunked_linear_attention`); ``pre`` and ``mask`` batch-major."""
+        if self.decay == "gated":
+            log_alpha = jnp.log(pre["alpha"])
+        else:
+            shape = (*pre["k"].shape[:-1], 1)
+            log_alpha = jnp.broadcast_to(jnp.log(self._head_decays())[:, None], shape)
+        return chunked_linear_attention(pre["q"], pre["k"], pre["v"], log_alpha, carry, mask, chunk)
 
     def emit(self, params: Params, state: Array, pre: dict[str, Array]) -> Array:
         """``o_t = S_t^T q_t``, ``[..., H, d_v]`` float32."""
