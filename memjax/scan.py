@@ -41,9 +41,9 @@ def resolve_mode(cell: Memory, mode: str) -> str:
     latency-bound and the associative scan's extra work loses (1.5-4x slower forward+backward
     for lru, mingru and s5 at lengths 256 and 1024, ``results/bench/cpu-scan-modes.md``).
     Cells with a matrix state (``prefers_parallel = False``) never take the associative scan;
-    linear attention with one decay per head takes its chunked form (1.7x faster than the
-    sequential scan forward+backward at length 1024 on the CPU), with per-key gates the
-    sequential scan (the chunked form is 2.3x slower there on the CPU).
+    linear attention with one decay per head takes its chunked form (about 2x faster than the
+    sequential scan forward+backward at lengths 256 and 1024 on the CPU), with per-key gates
+    the sequential scan (the chunked form is 2.3x slower there on the CPU).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
