@@ -144,8 +144,10 @@ def array_files(step_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.stat().st_size)
 
 
-def delete_data_file(step_dir: Path) -> None:
-    array_files(step_dir)[-1].unlink()
+def delete_data_files(step_dir: Path) -> None:
+    """Every array data file: deleting one alone can hit a file the restore never reads."""
+    for path in array_files(step_dir):
+        path.unlink()
 
 
 def truncate_data_files(step_dir: Path) -> None:
@@ -178,7 +180,7 @@ def empty_the_directory(step_dir: Path) -> None:
 @pytest.mark.parametrize(
     "corrupt",
     [
-        delete_data_file,
+        delete_data_files,
         truncate_data_files,
         flip_bytes,
         swap_in_other_state,
