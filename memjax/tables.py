@@ -309,44 +309,38 @@ def _selective_copy(plan: Plan) -> Section:
     )
 
 
-def _copy(plan: Plan, sweep: Sweep) -> Section:
-    symbols = int(plan_config(plan, "copy").task.options.num_symbols)
-    chance = f"{100 / symbols:.2f}"
-    rows = tuple(
+def _by_option(plan: Plan, task: str, option: str, values: Sequence[int]) -> tuple[Row, ...]:
+    """One row per mixer, one cell per value of ``task.options.<option>``."""
+    return tuple(
         Row(
             MODEL_NAMES[variant],
             tuple(
-                Cell(plan.runs("copy", variant, [("task.options.lag", lag)]))
-                for lag in sweep.copy_lags
+                Cell(plan.runs(task, variant, [(f"task.options.{option}", value)]))
+                for value in values
             ),
         )
         for variant in plan.mixers
     )
+
+
+def _copy(plan: Plan, sweep: Sweep) -> Section:
+    symbols = int(plan_config(plan, "copy").task.options.num_symbols)
+    chance = f"{100 / symbols:.2f}"
     return Section(
         "Copying memory: accuracy (%) of the copied symbols by lag",
         "accuracy",
         tuple(f"lag {lag}" for lag in sweep.copy_lags),
-        rows,
+        _by_option(plan, "copy", "lag", sweep.copy_lags),
         baselines=((f"chance, 1 of {symbols} symbols", (chance,) * len(sweep.copy_lags)),),
     )
 
 
 def _adding(plan: Plan, sweep: Sweep) -> Section:
-    rows = tuple(
-        Row(
-            MODEL_NAMES[variant],
-            tuple(
-                Cell(plan.runs("adding", variant, [("task.options.length", length)]))
-                for length in sweep.adding_lengths
-            ),
-        )
-        for variant in plan.mixers
-    )
     return Section(
         "Adding problem: test MSE by sequence length (lower is better)",
         "mse",
         tuple(f"T={length}" for length in sweep.adding_lengths),
-        rows,
+        _by_option(plan, "adding", "length", sweep.adding_lengths),
         baselines=(("always predicting 1", ("0.1667",) * len(sweep.adding_lengths)),),
     )
 
