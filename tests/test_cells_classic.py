@@ -41,23 +41,61 @@ def build(name, **kw):
     return cell, params
 
 
-def test_lstm_equals_flax_lstm_cell(xs):
-    cell, p = build("lstm")
+def flax_lstm_params(p):
+    """memjax's fused LSTM parameters as flax ``LSTMCell`` parameters."""
     w_i, w_h, b = split(p["w_i"], 4), split(p["w_h"], 4), split(p["b"], 4)
-    names = "ifgo"
-    flax_params = {f"i{g}": {"kernel": w_i[k]} for k, g in enumerate(names)}
-    flax_params |= {f"h{g}": {"kernel": w_h[k], "bias": b[k]} for k, g in enumerate(names)}
+    flax_params = {f"i{g}": {"kernel": w_i[k]} for k, g in enumerate("ifgo")}
+    flax_params |= {f"h{g}": {"kernel": w_h[k], "bias": b[k]} for k, g in enumerate("ifgo")}
+    return {"params": flax_params}
+
+
+def run_flax_lstm(p, xs):
     flax_cell = nn.LSTMCell(features=HIDDEN)
-    want, (c, h) = run_flax(
-        flax_cell,
-        {"params": flax_params},
-        flax_cell.initialize_carry(jax.random.key(0), xs[:, 0].shape),
-        xs,
-    )
+    carry = flax_cell.initialize_carry(jax.random.key(0), xs[:, 0].shape)
+    return run_flax(flax_cell, flax_lstm_params(p), carry, xs)
+
+
+@pytest.mark.parametrize("bptt", [True, False])
+def test_lstm_equals_flax_lstm_cell(xs, bptt):
+    cell, p = build("lstm", bptt=bptt)
+    want, (c, h) = run_flax_lstm(p, xs)
     ys, carry = memjax.scan(cell, p, xs)
     np.testing.assert_allclose(ys, want, atol=1e-5)
     np.testing.assert_allclose(carry["c"], c, atol=1e-5)
     np.testing.assert_allclose(carry["h"], h, atol=1e-5)
+
+
+def test_lstm_gradient_equals_flax_lstm_cell_gradient(xs):
+    """The hand-written BPTT against JAX differentiating flax's own cell (sigmoid and tanh
+    evaluated separately, no shared code with memjax)."""
+    cell, p = build("lstm")
+    weights = jax.random.normal(jax.random.key(3), (*xs.shape[:2], HIDDEN))
+
+    def memjax_loss(p, x):
+        return jnp.sum(memjax.scan(cell, p, x)[0] * weights)
+
+    def flax_loss(p, x):
+        return jnp.sum(run_flax_lstm(p, x)[0] * weights)
+
+    got = jax.jit(jax.grad(memjax_loss, argnums=(0, 1)))(p, xs)
+    want = jax.grad(flax_loss, argnums=(0, 1))(p, xs)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, atol=1e-5, rtol=1e-5), got, want)
+
+
+def test_gate_activations_equal_sigmoid_and_tanh():
+    """One logistic with tanh(x) = 2 sigmoid(2x) - 1 against the separate functions, from
+    saturation to zero, to float32 rounding."""
+    from memjax.cells.lstm_bptt import gate_activations
+
+    z = jnp.concatenate([jnp.linspace(-60.0, 60.0, 1000 * 12), jnp.zeros(12), jnp.full(12, 1e-4)])
+    z = z.reshape(-1, 12)  # four gates of width 3
+    got = gate_activations(z)
+    z64 = np.asarray(z, np.float64)
+    sigmoid = 1.0 / (1.0 + np.exp(-z64))
+    want = np.split(sigmoid, 4, axis=-1)
+    want[2] = np.tanh(np.split(z64, 4, axis=-1)[2])
+    for gate, expected in zip(got, want, strict=True):
+        np.testing.assert_allclose(gate, expected, atol=2e-7)
 
 
 def test_gru_equals_flax_gru_cell(xs):

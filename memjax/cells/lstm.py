@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from memjax.cells.base import STATE_DTYPE, Array, Cell, Params, matmul
-from memjax.cells.lstm_bptt import lstm_recurrence
+from memjax.cells.lstm_bptt import gate_activations, lstm_recurrence
 from memjax.cells.registry import register
 
 
@@ -57,10 +57,10 @@ class LSTM(Cell):
         return (matmul(x, params["w_i"]) + params["b"]).astype(x.dtype)
 
     def recur(self, params: Params, carry: dict, pre: Array) -> tuple[dict, Array]:
-        gates = pre + matmul(carry["h"].astype(pre.dtype), params["w_h"])
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * carry["c"] + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        gates = pre.astype(STATE_DTYPE) + matmul(carry["h"].astype(pre.dtype), params["w_h"])
+        i, f, g, o = gate_activations(gates)
+        c = f * carry["c"] + i * g
+        h = o * jnp.tanh(c)
         return {"c": c, "h": h}, h
 
     def fused_recurrence(
