@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 
 import memjax
-from memjax.scan import MODES
+from memjax.cells.base import Cell
+from memjax.scan import MODES, Unroll, resolve_mode, resolve_unroll
 
 
 @dataclasses.dataclass
@@ -79,7 +80,13 @@ def parse_memory(text: str) -> tuple[str, dict[str, Any]]:
 
 
 def memjax_functions(
-    text: str, batch: int, length: int, width: int, mode: str, unroll: int, dtype: str = "float32"
+    text: str,
+    batch: int,
+    length: int,
+    width: int,
+    mode: str,
+    unroll: Unroll,
+    dtype: str = "float32",
 ):
     """Jitted forward and forward+backward closures for memory ``text`` (name[:key=value,...]),
     on inputs of ``dtype`` (the compute dtype; parameters and recurrent state stay float32)."""
@@ -97,6 +104,35 @@ def memjax_functions(
     return (lambda: forward(params, xs)), (lambda: backward(params, xs))
 
 
+def parse_unrolls(text: str) -> list[Unroll]:
+    """``"auto,1,8"`` -> ``["auto", 1, 8]``; ValueError naming ``--unroll`` otherwise."""
+    unrolls: list[Unroll] = []
+    for item in text.split(","):
+        if item != "auto" and not item.isdigit():
+            raise ValueError(f"--unroll takes ints or 'auto' separated by commas, got {text!r}")
+        unroll = item if item == "auto" else int(item)
+        resolve_unroll(unroll)
+        unrolls.append(unroll)
+    return unrolls
+
+
+def modes_of(text: str, modes: Sequence[str], width: int) -> list[str]:
+    """The modes of ``modes`` that memory ``text`` runs in: a recurrent cell skips the modes it
+    has no form for (an LSTM has no parallel form); attention ignores modes, so runs once."""
+    name, hyper = parse_memory(text)
+    memory = memjax.cells.get(name, hidden=width, **hyper)
+    if not isinstance(memory, Cell):
+        return list(modes[:1])
+    supported = []
+    for mode in modes:
+        try:
+            resolve_mode(memory, mode)
+        except ValueError:
+            continue
+        supported.append(mode)
+    return supported
+
+
 def flax_functions(cell_name: str, batch: int, length: int, width: int):
     """Forward and forward+backward of ``flax.linen.RNN(cell)``."""
     from flax import linen as nn
@@ -112,6 +148,27 @@ def flax_functions(cell_name: str, batch: int, length: int, width: int):
     forward = jax.jit(model.apply)
     backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
     return (lambda: forward(variables, xs)), (lambda: backward(variables, xs))
+
+
+def jax_cudnn_functions(batch: int, length: int, width: int):
+    """Forward and forward+backward of ``jax.experimental.rnn.lstm`` (cuDNN through JAX; None
+    off NVIDIA GPUs, where it has no lowering)."""
+    if jax.default_backend() != "gpu":
+        return None
+    from jax.experimental import rnn
+
+    sizes = dict(input_size=width, hidden_size=width, num_layers=1, dropout=0.0)
+    weights = rnn.init_lstm_weight(jax.random.key(0), width, width, 1, False)
+    xs = jax.random.normal(jax.random.key(1), (batch, length, width))
+    zeros = jnp.zeros((1, batch, width))
+    lengths = jnp.full((batch,), length, jnp.int32)
+
+    def apply(w, x):
+        return rnn.lstm(x, zeros, zeros, w, lengths, **sizes, bidirectional=False)[0]
+
+    forward = jax.jit(apply)
+    backward = jax.jit(jax.grad(lambda w, x: jnp.sum(apply(w, x) ** 2), argnums=(0, 1)))
+    return (lambda: forward(weights, xs)), (lambda: backward(weights, xs))
 
 
 def torch_functions(kind: str, batch: int, length: int, width: int):
@@ -199,24 +256,34 @@ def run(
     lengths: Sequence[int],
     width: int,
     repeats: int,
-    mode: str = "auto",
-    unroll: int = 1,
+    modes: Sequence[str] = ("auto",),
+    unrolls: Sequence[Unroll] = ("auto",),
     baselines: bool = True,
     dtype: str = "float32",
 ) -> list[Row]:
-    """Measure every memory in ``names`` and the installed baselines at each length."""
+    """Measure every memory in ``names`` in every scan mode of ``modes`` at every unroll
+    factor of ``unrolls``, and the installed baselines, at each length. A row's name carries
+    the mode and unroll when more than one is asked for."""
     rows = []
     for length in lengths:
         shape = (batch, length, width)
         entries = [
-            (f"memjax {n}", functools.partial(memjax_functions, n, *shape, mode, unroll, dtype))
+            (
+                f"memjax {n}"
+                + (f" mode={m}" if len(modes) > 1 else "")
+                + (f" unroll={u}" if len(unrolls) > 1 else ""),
+                functools.partial(memjax_functions, n, *shape, m, u, dtype),
+            )
             for n in names
+            for m in modes_of(n, modes, width)
+            for u in unrolls
         ]
         if baselines:
             entries += [
                 (f"flax {c}", functools.partial(flax_functions, c, *shape))
                 for c in ("OptimizedLSTMCell", "LSTMCell")
             ]
+            entries.append(("jax cuDNN LSTM", functools.partial(jax_cudnn_functions, *shape)))
             entries += [
                 (f"torch {k}", functools.partial(torch_functions, k, *shape))
                 for k in ("LSTM", "GRU", "sdpa")
@@ -276,8 +343,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lengths", default="256", help="comma-separated sequence lengths")
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--mode", default="auto", choices=MODES)
-    parser.add_argument("--unroll", type=int, default=1)
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        help=f"comma-separated scan modes, each one of {MODES}; each memory runs in every one",
+    )
+    parser.add_argument(
+        "--unroll",
+        default="auto",
+        help="comma-separated lax.scan unroll factors, each an int or 'auto'; each memory is "
+        "measured at every one",
+    )
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--reference", default="flax OptimizedLSTMCell")
@@ -293,15 +369,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         name, hyper = parse_memory(n)
         memjax.cells.get(name, hidden=args.width, **hyper)
     lengths = [int(n) for n in args.lengths.split(",")]
+    unrolls = parse_unrolls(args.unroll)
+    modes = args.mode.split(",")
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"--mode takes modes from {MODES} separated by commas, got {mode!r}")
     rows = run(
         names,
         batch=args.batch,
         lengths=lengths,
         width=args.width,
         repeats=args.repeats,
-        mode=args.mode,
+        modes=modes,
         dtype=args.dtype,
-        unroll=args.unroll,
+        unrolls=unrolls,
         baselines=not args.no_baselines,
     )
     env = environment()

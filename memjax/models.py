@@ -59,7 +59,7 @@ class Mixer(nnx.Module):
         options: Mapping[str, Any] | None = None,
         mode: str = "auto",
         remat: bool = False,
-        unroll: int = 1,
+        unroll: int | str = "auto",
         bidirectional: bool = False,
     ):
         self.memory: Memory = cells.get(name, hidden=d_model, **dict(options or {}))
@@ -131,7 +131,7 @@ class Block(nnx.Module):
         dtype: Any = jnp.float32,
         mode: str = "auto",
         remat: bool = False,
-        unroll: int = 1,
+        unroll: int | str = "auto",
         bidirectional: bool = False,
     ):
         _check_choice("mlp", mlp, MLPS)

@@ -69,7 +69,7 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
         dropout=model_config.dropout,
         mode=model_config.mode,
         remat=model_config.remat,
-        unroll=model_config.unroll,
+        unroll=model_config.unroll or "auto",
         bidirectional=model_config.bidirectional,
     )
     if model_config.bidirectional and spec.target == "per_position":

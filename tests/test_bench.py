@@ -51,3 +51,35 @@ def test_parse_memory_options():
     assert bench.parse_memory("attention:positional=rope") == ("attention", {"positional": "rope"})
     with pytest.raises(ValueError, match="must look like key=value"):
         bench.parse_memory("lstm:bptt")
+
+
+def test_bench_measures_each_unroll_side_by_side(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["--mixers", "gru", "--lengths", "4", "--width", "4", "--batch", "1"]
+    bench.main(
+        [*argv, "--repeats", "1", "--no-baselines", "--unroll", "auto,2", "--json", str(out)]
+    )
+    names = {r["name"] for r in json.loads(out.read_text())["rows"]}
+    assert names == {"memjax gru unroll=auto", "memjax gru unroll=2"}
+
+
+@pytest.mark.parametrize("text", ["0", "two", "1,,2", "-1"])
+def test_bad_unroll_list_is_refused(text):
+    with pytest.raises(ValueError, match="unroll"):
+        bench.parse_unrolls(text)
+
+
+def test_bench_measures_each_mode_a_memory_supports(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["--mixers", "mingru;lstm;attention", "--lengths", "4", "--width", "8", "--batch", "1"]
+    argv += ["--repeats", "1", "--no-baselines", "--mode", "sequential,parallel"]
+    bench.main([*argv, "--json", str(out)])
+    names = {r["name"] for r in json.loads(out.read_text())["rows"]}
+    assert names == {
+        "memjax mingru mode=sequential",
+        "memjax mingru mode=parallel",
+        "memjax lstm mode=sequential",
+        "memjax attention mode=sequential",
+    }
+    with pytest.raises(ValueError, match="--mode takes modes"):
+        bench.main(["--mixers", "lstm", "--mode", "sequential,fast"])

@@ -94,5 +94,5 @@ def test_carry_of_wrong_batch(lstm):
 
 def test_bad_unroll(lstm):
     cell, params = lstm
-    with pytest.raises(ValueError, match="unroll must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="unroll must be a positive int or .auto., got 0"):
         memjax.scan(cell, params, jnp.ones((2, 5, 3)), unroll=0)
