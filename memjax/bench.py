@@ -51,17 +51,38 @@ def _block(x: Any) -> Any:
     )
 
 
-def time_call(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """(compile-or-first-call seconds, median seconds of ``repeats`` later calls)."""
+@dataclasses.dataclass(frozen=True)
+class Timed:
+    """A call to time, the device memory it needs and its compile seconds (None where
+    unknown: then the first call's seconds are reported as the compile time)."""
+
+    call: Callable[[], Any]
+    peak_bytes: int | None
+    compile_s: float | None = None
+
+
+def seconds(fn: Callable[[], Any]) -> float:
+    """Wall seconds of one call of ``fn``, waiting for its results."""
     start = time.perf_counter()
     _block(fn())
-    first = time.perf_counter() - start
-    times = []
+    return time.perf_counter() - start
+
+
+def time_interleaved(fns: Sequence[Callable[[], Any]], repeats: int) -> list[tuple[float, float]]:
+    """``(first-call seconds, median seconds of repeats)`` for each of ``fns``.
+
+    After every function's first (compiling) call, the repeats run in rounds that call each
+    function once, so a change in the machine's load during the run falls on all of them alike
+    and their ratios stay fair.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    first = [seconds(fn) for fn in fns]
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        _block(fn())
-        times.append(time.perf_counter() - start)
-    return first, statistics.median(times)
+        for fn, record in zip(fns, times, strict=True):
+            record.append(seconds(fn))
+    return [(f, statistics.median(t)) for f, t in zip(first, times, strict=True)]
 
 
 def parse_memory(text: str) -> tuple[str, dict[str, Any]]:
@@ -101,7 +122,18 @@ def memjax_functions(
 
     forward = jax.jit(lambda p, x: memjax.scan(memory, p, x, mode=mode, unroll=unroll)[0])
     backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return (lambda: forward(params, xs)), (lambda: backward(params, xs))
+    return jax_pair(forward, backward, params, xs)
+
+
+def parse_baselines(text: str) -> list[str]:
+    """``"torch sdpa,flax LSTMCell"`` -> the two names; ValueError naming unknown ones."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BASELINES]
+    if unknown:
+        raise ValueError(
+            f"--baselines has unknown names {unknown}; expected any of {list(BASELINES)}"
+        )
+    return names
 
 
 def parse_unrolls(text: str) -> list[Unroll]:
@@ -147,7 +179,7 @@ def flax_functions(cell_name: str, batch: int, length: int, width: int):
 
     forward = jax.jit(model.apply)
     backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return (lambda: forward(variables, xs)), (lambda: backward(variables, xs))
+    return jax_pair(forward, backward, variables, xs)
 
 
 def jax_cudnn_functions(batch: int, length: int, width: int):
@@ -168,7 +200,7 @@ def jax_cudnn_functions(batch: int, length: int, width: int):
 
     forward = jax.jit(apply)
     backward = jax.jit(jax.grad(lambda w, x: jnp.sum(apply(w, x) ** 2), argnums=(0, 1)))
-    return (lambda: forward(weights, xs)), (lambda: backward(weights, xs))
+    return jax_pair(forward, backward, weights, xs)
 
 
 def torch_functions(kind: str, batch: int, length: int, width: int):
@@ -215,13 +247,49 @@ def torch_functions(kind: str, batch: int, length: int, width: int):
         (run().float() ** 2).sum().backward()
         return sync(None)
 
-    return forward, backward
+    def measured(fn: Callable[[], Any]) -> Timed:
+        if device != "cuda":
+            return Timed(fn, None)
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        return Timed(fn, torch.cuda.max_memory_allocated())
+
+    return measured(forward), measured(backward)
 
 
-def peak_bytes() -> int | None:
-    """Peak device memory in use so far, where the backend reports it (GPU, TPU)."""
-    stats = jax.local_devices()[0].memory_stats() or {}
-    return stats.get("peak_bytes_in_use")
+BASELINES: dict[str, tuple[Callable[..., Any], ...]] = {
+    "flax OptimizedLSTMCell": (flax_functions, "OptimizedLSTMCell"),
+    "flax LSTMCell": (flax_functions, "LSTMCell"),
+    "jax cuDNN LSTM": (jax_cudnn_functions,),
+    "torch LSTM": (torch_functions, "LSTM"),
+    "torch GRU": (torch_functions, "GRU"),
+    "torch sdpa": (torch_functions, "sdpa"),
+}
+"""Baselines by row name: the function making their calls and its leading arguments."""
+
+
+def compiled(jitted: Any, *args: Any) -> Timed:
+    """``jitted(*args)`` compiled ahead of time, with its compile seconds and the device bytes
+    XLA plans for one call: arguments, outputs and temporaries (None where the backend gives no
+    memory analysis)."""
+    start = time.perf_counter()
+    executable = jitted.lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    analysis = executable.memory_analysis()
+    planned = None
+    if analysis is not None:
+        planned = (
+            analysis.argument_size_in_bytes
+            + analysis.output_size_in_bytes
+            + analysis.temp_size_in_bytes
+            - analysis.alias_size_in_bytes
+        )
+    return Timed(lambda: executable(*args), planned, compile_s)
+
+
+def jax_pair(forward: Any, backward: Any, *args: Any) -> tuple[Timed, Timed]:
+    """The forward and forward+backward calls of two jitted functions on ``args``."""
+    return compiled(forward, *args), compiled(backward, *args)
 
 
 def model_compile_seconds(name: str, *, depth: int = 4, width: int = 128, length: int = 256):
@@ -258,11 +326,12 @@ def run(
     repeats: int,
     modes: Sequence[str] = ("auto",),
     unrolls: Sequence[Unroll] = ("auto",),
-    baselines: bool = True,
+    baselines: Sequence[str] = (),
     dtype: str = "float32",
 ) -> list[Row]:
     """Measure every memory in ``names`` in every scan mode of ``modes`` at every unroll
-    factor of ``unrolls``, and the installed baselines, at each length. A row's name carries
+    factor of ``unrolls``, and each of ``baselines`` (keys of :data:`BASELINES`) that is
+    installed, at each length. A row's name carries
     the mode and unroll when more than one is asked for."""
     rows = []
     for length in lengths:
@@ -278,24 +347,20 @@ def run(
             for m in modes_of(n, modes, width)
             for u in unrolls
         ]
-        if baselines:
-            entries += [
-                (f"flax {c}", functools.partial(flax_functions, c, *shape))
-                for c in ("OptimizedLSTMCell", "LSTMCell")
-            ]
-            entries.append(("jax cuDNN LSTM", functools.partial(jax_cudnn_functions, *shape)))
-            entries += [
-                (f"torch {k}", functools.partial(torch_functions, k, *shape))
-                for k in ("LSTM", "GRU", "sdpa")
-            ]
+        entries += [
+            (label, functools.partial(BASELINES[label][0], *BASELINES[label][1:], *shape))
+            for label in baselines
+        ]
+        timed = []
         for label, make in entries:
-            fns = make()
-            if fns is None:
-                continue
-            for pass_, fn in zip(("forward", "forward+backward"), fns, strict=True):
-                compile_s, median_s = time_call(fn, repeats)
-                ms, rate = 1e3 * median_s, batch * length / median_s
-                rows.append(Row(label, pass_, *shape, ms, rate, compile_s, peak_bytes()))
+            pair = make()
+            if pair is not None:
+                timed += zip([label] * 2, ("forward", "forward+backward"), pair, strict=True)
+        results = time_interleaved([entry.call for *_, entry in timed], repeats)
+        for (label, pass_, entry), (first_s, median_s) in zip(timed, results, strict=True):
+            ms, rate = 1e3 * median_s, batch * length / median_s
+            compile_s = first_s if entry.compile_s is None else entry.compile_s
+            rows.append(Row(label, pass_, *shape, ms, rate, compile_s, entry.peak_bytes))
     return rows
 
 
@@ -355,7 +420,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "measured at every one",
     )
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument(
+        "--baselines",
+        default=",".join(BASELINES),
+        help="comma-separated baselines to time beside the memories (those not installed, or "
+        f"not on this backend, are skipped); any of {list(BASELINES)}",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="time no baseline")
     parser.add_argument("--reference", default="flax OptimizedLSTMCell")
     parser.add_argument(
         "--compile",
@@ -383,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         modes=modes,
         dtype=args.dtype,
         unrolls=unrolls,
-        baselines=not args.no_baselines,
+        baselines=[] if args.no_baselines else parse_baselines(args.baselines),
     )
     env = environment()
     print(" ".join(f"{k}={v}" for k, v in env.items()))

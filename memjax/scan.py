@@ -129,30 +129,34 @@ def _broadcast_time_mask(mask: Array, like: Array) -> Array:
     return mask.reshape(mask.shape + (1,) * (like.ndim - 2))
 
 
-def _sequential(cell: Cell, params: Params, pre, carry: Carry, mask, unroll, remat):
-    time_major = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), pre)
-    if not remat:
-        batch, time = jax.tree.leaves(pre)[0].shape[:2]
-        valid = jnp.ones((time, batch), bool) if mask is None else jnp.swapaxes(mask, 0, 1)
-        fused = cell.fused_recurrence(params, carry, time_major, valid, unroll)
-        if fused is not None:
-            hs, carry = fused
-            return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), hs), carry
-    recur = jax.checkpoint(cell.recur) if remat else cell.recur
+def _sequential(cell: Cell, params: Params, xs, carry: Carry, mask, unroll, remat):
+    """Prepare, recur and read out in time-major layout; returns batch-major ``ys`` and the carry.
 
-    def body(state, inputs):
-        pre_t, valid_t = inputs
-        new_state, h = recur(params, state, pre_t)
-        if valid_t is not None:
-            keep = lambda new, old: jnp.where(
-                valid_t.reshape(valid_t.shape + (1,) * (new.ndim - 1)), new, old
-            )
-            new_state = jax.tree.map(keep, new_state, state)
-        return new_state, h
+    Only ``xs`` and ``ys`` are transposed: the (usually wider) projections ``pre`` come out of
+    the input matmul time-major, so no copy of them is made (an LSTM's forward pass at B=16,
+    T=256, width 128 plans 15 MB instead of 23).
+    """
+    pre = cell.prepare(params, jnp.swapaxes(xs, 0, 1))
+    batch, time = xs.shape[:2]
+    valid = jnp.ones((time, batch), bool) if mask is None else jnp.swapaxes(mask, 0, 1)
+    fused = None if remat else cell.fused_recurrence(params, carry, pre, valid, unroll)
+    if fused is not None:
+        hs, carry = fused
+    else:
+        recur = jax.checkpoint(cell.recur) if remat else cell.recur
 
-    mask_tm = None if mask is None else jnp.swapaxes(mask, 0, 1)
-    carry, hs = jax.lax.scan(body, carry, (time_major, mask_tm), unroll=unroll)
-    return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), hs), carry
+        def body(state, inputs):
+            pre_t, valid_t = inputs
+            new_state, h = recur(params, state, pre_t)
+            if mask is not None:
+                keep = lambda new, old: jnp.where(
+                    valid_t.reshape(valid_t.shape + (1,) * (new.ndim - 1)), new, old
+                )
+                new_state = jax.tree.map(keep, new_state, state)
+            return new_state, h
+
+        carry, hs = jax.lax.scan(body, carry, (pre, valid), unroll=unroll)
+    return jnp.swapaxes(cell.readout(params, hs, pre), 0, 1), carry
 
 
 def _parallel(cell: LinearCell, params: Params, pre, carry: Carry, mask):
@@ -243,15 +247,19 @@ def scan(
         carry = cell.initial_carry(params, (batch,))
     if reverse:
         xs = reverse_valid(xs, mask)
-    pre = cell.prepare(params, xs)
-    if concrete_mode == "chunked":
-        valid = jnp.ones((batch, time), bool) if mask is None else mask
-        hs, carry = cell.chunked(params, carry, pre, valid, chunk)
-    elif concrete_mode == "parallel":
-        hs, carry = _parallel(cell, params, pre, carry, mask)
+    if concrete_mode == "sequential":
+        ys, carry = _sequential(cell, params, xs, carry, mask, unroll, remat)
     else:
-        hs, carry = _sequential(cell, params, pre, carry, mask, unroll, remat)
-    ys = cell.readout(params, hs, pre).astype(xs.dtype)
+        pre = cell.prepare(params, xs)
+        if concrete_mode == "chunked":
+            valid = jnp.ones((batch, time), bool) if mask is None else mask
+            hs, carry = cell.chunked(params, carry, pre, valid, chunk)
+        elif concrete_mode == "pallas":
+            hs, carry = _pallas(cell, params, pre, carry, mask)
+        else:
+            hs, carry = _parallel(cell, params, pre, carry, mask)
+        ys = cell.readout(params, hs, pre)
+    ys = ys.astype(xs.dtype)
     if mask is not None:
         ys = jnp.where(mask[..., None], ys, jnp.zeros((), ys.dtype))
     if reverse:

@@ -38,6 +38,7 @@ def test_bench_writes_rows_for_each_memory_pass_and_baseline(tmp_path, capsys):
         (8, "forward+backward"),
     }
     assert all(r["median_ms"] > 0 and r["tokens_per_s"] > 0 for r in rows)
+    assert all(r["peak_bytes"] > 0 for r in rows if not r["name"].startswith("torch"))
     assert payload["environment"]["backend"] == "cpu"
     table = capsys.readouterr().out
     assert "| memjax lstm | 8 | forward+backward |" in table
@@ -83,3 +84,23 @@ def test_bench_measures_each_mode_a_memory_supports(tmp_path):
     }
     with pytest.raises(ValueError, match="--mode takes modes"):
         bench.main(["--mixers", "lstm", "--mode", "sequential,fast"])
+
+
+def test_repeats_run_in_rounds_over_all_functions():
+    calls = []
+    fns = [lambda name=name: calls.append(name) for name in "abc"]
+    results = bench.time_interleaved(fns, repeats=2)
+    assert calls == list("abc") * 3  # the first calls, then two rounds
+    assert len(results) == 3 and all(first >= 0 and median >= 0 for first, median in results)
+    with pytest.raises(ValueError, match="repeats must be at least 1, got 0"):
+        bench.time_interleaved(fns, repeats=0)
+
+
+def test_bench_times_only_the_baselines_asked_for(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["--mixers", "gru", "--lengths", "4", "--width", "8", "--batch", "1", "--repeats", "1"]
+    bench.main([*argv, "--baselines", "flax LSTMCell", "--json", str(out)])
+    names = {r["name"] for r in json.loads(out.read_text())["rows"]}
+    assert names == {"memjax gru", "flax LSTMCell"}
+    with pytest.raises(ValueError, match=r"unknown names \['cudnn'\]"):
+        bench.parse_baselines("flax LSTMCell,cudnn")

@@ -168,6 +168,7 @@ def test_scan_pallas_mode_equals_sequential(name):
         return jnp.sum(ys * jnp.cos(ys)) + sum(leaves), (ys, final)
 
     grad = jax.grad(loss, argnums=(1, 2, 3), has_aux=True)
+    assert "pallas_call" in str(jax.make_jaxpr(grad, static_argnums=0)("pallas", params, xs, carry))
     got_grads, got = grad("pallas", params, xs, carry)
     want_grads, want = grad("sequential", params, xs, carry)
     close = lambda x, y: np.testing.assert_allclose(x, y, atol=1e-5, rtol=1e-5)

@@ -46,9 +46,14 @@ def gate_activations(z: Array) -> tuple[Array, Array, Array, Array]:
     return i, f, 2.0 * g - 1.0, o
 
 
-def _steps(pre: Array, w_h: Array, h0: Array, c0: Array, mask: Array, unroll: int):
-    """Forward loop over time-major ``pre [T, B, 4H]``; returns per-step ``h, c, tanh(c)``,
-    activated gates and the final state."""
+def _steps(
+    pre: Array, w_h: Array, h0: Array, c0: Array, mask: Array, unroll: int, residuals: bool
+) -> tuple[Array, ...]:
+    """Forward loop over time-major ``pre [T, B, 4H]``.
+
+    Returns ``(hs, h_T, c_T)``, and with ``residuals`` also the per-step ``c``, ``tanh(c)`` and
+    activated gates that the backward pass reads (inference skips storing them).
+    """
 
     def body(state, inputs):
         h, c = state
@@ -60,22 +65,25 @@ def _steps(pre: Array, w_h: Array, h0: Array, c0: Array, mask: Array, unroll: in
         h_new = o * tanh_c
         keep = valid[:, None]
         c_new, h_new = jnp.where(keep, c_new, c), jnp.where(keep, h_new, h)
+        if not residuals:
+            return (h_new, c_new), h_new
         return (h_new, c_new), (h_new, c_new, tanh_c, jnp.concatenate([i, f, g, o], axis=-1))
 
-    (h, c), (hs, cs, tanh_cs, gates) = jax.lax.scan(body, (h0, c0), (pre, mask), unroll=unroll)
-    return hs, cs, tanh_cs, gates, h, c
+    (h, c), outputs = jax.lax.scan(body, (h0, c0), (pre, mask), unroll=unroll)
+    if not residuals:
+        return outputs, h, c
+    return (*outputs, h, c)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
 def lstm_recurrence(pre: Array, w_h: Array, h0: Array, c0: Array, mask: Array, unroll: int):
     """``pre [T, B, 4H]`` (time-major), ``w_h [H, 4H]``, ``h0, c0 [B, H]``, ``mask [T, B]`` ->
     ``(hs [T, B, H], h_T, c_T)``."""
-    hs, _, _, _, h, c = _steps(pre, w_h, h0, c0, mask, unroll)
-    return hs, h, c
+    return _steps(pre, w_h, h0, c0, mask, unroll, residuals=False)
 
 
 def _forward(pre, w_h, h0, c0, mask, unroll):
-    hs, cs, tanh_cs, gates, h, c = _steps(pre, w_h, h0, c0, mask, unroll)
+    hs, cs, tanh_cs, gates, h, c = _steps(pre, w_h, h0, c0, mask, unroll, residuals=True)
     return (hs, h, c), (pre, w_h, h0, c0, mask, hs, cs, tanh_cs, gates)
 
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Issue 7's GPU benchmarks, each a side-by-side run of `memjax bench` at the issue's anchor
+# shapes, written as OUT/NAME.json and OUT/NAME.md. Run from the repository root on a machine
+# with an NVIDIA GPU, jax[cuda] and (for the baselines) torch:
+#
+#   results/bench/run_gpu.sh OUT
+#
+# If a folder `wheels/` holds grain / ml_collections / tensorflow-datasets wheels (see
+# results/bench/README.md), they are installed into /tmp/site first. Planned to take about
+# 6 minutes on an H200, compiles included; ANCHOR_ONLY=1 runs the first two benches alone.
+set -euo pipefail
+out=${1:?usage: results/bench/run_gpu.sh OUT}
+mkdir -p "$out"
+if compgen -G "wheels/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site wheels/*.whl
+  export PYTHONPATH=/tmp/site:.
+else
+  export PYTHONPATH=.
+fi
+export PYTHONUNBUFFERED=1
+
+bench() {
+  local name=$1
+  shift
+  echo "== $name: $*"
+  python3 -m memjax.bench "$@" --json "$out/$name.json" | tee "$out/$name.md"
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/device.txt"
+
+# LSTM and GRU, B=64, T=1024, width 256, fp32: unroll factors beside flax, cuDNN (JAX, torch).
+bench h200-lstm-gru-b64-t1024-d256 --mixers "lstm;lstm:bptt=False;gru" --batch 64 \
+  --lengths 1024 --width 256 --unroll 1,8,32 --repeats 10 \
+  --baselines "flax OptimizedLSTMCell,flax LSTMCell,jax cuDNN LSTM,torch LSTM,torch GRU"
+
+# Diagonal linear cells, B=64, T=1024, width 256: every scan form side by side.
+bench h200-linear-b64-t1024-d256 --mixers "lru;s5;mingru;minlstm" --batch 64 --lengths 1024 \
+  --width 256 --mode sequential,parallel,pallas --repeats 10 --no-baselines
+[[ "${ANCHOR_ONLY:-0}" == 1 ]] && exit 0
+
+# The same at B=4, T=16384 (the sequential scan is left out: about 0.35 s a call).
+bench h200-linear-b4-t16384-d256 --mixers "lru;s5;mingru;minlstm" --batch 4 --lengths 16384 \
+  --width 256 --mode parallel,pallas --repeats 10 --no-baselines
+
+# Linear attention: chunked against the sequential scan, B=16, T=4096.
+bench h200-linear-attention-b16-t4096-d256 --mixers "linear_attention;linear_attention:decay=gated" \
+  --batch 16 --lengths 4096 --width 256 --mode sequential,chunked --repeats 10 --no-baselines
+
+# Attention, bf16, 8 heads of 64, beside torch SDPA: 1K at B=32, 4K at B=8, 16K at B=2.
+for shape in "32 1024" "8 4096" "2 16384"; do
+  read -r batch length <<<"$shape"
+  bench "h200-attention-bf16-b$batch-t$length" --mixers "attention:heads=8" --batch "$batch" \
+    --lengths "$length" --width 512 --dtype bfloat16 --repeats 10 --baselines "torch sdpa"
+done
