@@ -108,6 +108,7 @@ def memjax_functions(
     mode: str,
     unroll: Unroll,
     dtype: str = "float32",
+    remat: int = 0,
 ):
     """Jitted forward and forward+backward closures for memory ``text`` (name[:key=value,...]),
     on inputs of ``dtype`` (the compute dtype; parameters and recurrent state stay float32)."""
@@ -116,11 +117,13 @@ def memjax_functions(
     params = memory.init(jax.random.key(0), width)
     xs = jax.random.normal(jax.random.key(1), (batch, length, width)).astype(dtype)
 
-    def loss(p, x):
-        ys = memjax.scan(memory, p, x, mode=mode, unroll=unroll)[0]
-        return jnp.sum(ys.astype(jnp.float32) ** 2)
+    def apply(p, x):
+        return memjax.scan(memory, p, x, mode=mode, unroll=unroll, remat=remat)[0]
 
-    forward = jax.jit(lambda p, x: memjax.scan(memory, p, x, mode=mode, unroll=unroll)[0])
+    def loss(p, x):
+        return jnp.sum(apply(p, x).astype(jnp.float32) ** 2)
+
+    forward = jax.jit(apply)
     backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
     return jax_pair(forward, backward, params, xs)
 
@@ -134,6 +137,14 @@ def parse_baselines(text: str) -> list[str]:
             f"--baselines has unknown names {unknown}; expected any of {list(BASELINES)}"
         )
     return names
+
+
+def parse_remats(text: str) -> list[int]:
+    """``"0,64"`` -> ``[0, 64]``; ValueError naming ``--remat`` otherwise."""
+    items = text.split(",")
+    if not all(item.isdigit() for item in items):
+        raise ValueError(f"--remat takes non-negative ints separated by commas, got {text!r}")
+    return [int(item) for item in items]
 
 
 def parse_unrolls(text: str) -> list[Unroll]:
@@ -328,11 +339,12 @@ def run(
     unrolls: Sequence[Unroll] = ("auto",),
     baselines: Sequence[str] = (),
     dtype: str = "float32",
+    remats: Sequence[int] = (0,),
 ) -> list[Row]:
-    """Measure every memory in ``names`` in every scan mode of ``modes`` at every unroll
-    factor of ``unrolls``, and each of ``baselines`` (keys of :data:`BASELINES`) that is
-    installed, at each length. A row's name carries
-    the mode and unroll when more than one is asked for."""
+    """Measure every memory in ``names`` in every scan mode of ``modes``, at every unroll
+    factor of ``unrolls`` and every remat segment of ``remats`` (0: off), and each of
+    ``baselines`` (keys of :data:`BASELINES`) that is installed, at each length. A row's name
+    carries the mode, unroll and remat when more than one is asked for."""
     rows = []
     for length in lengths:
         shape = (batch, length, width)
@@ -340,12 +352,14 @@ def run(
             (
                 f"memjax {n}"
                 + (f" mode={m}" if len(modes) > 1 else "")
-                + (f" unroll={u}" if len(unrolls) > 1 else ""),
-                functools.partial(memjax_functions, n, *shape, m, u, dtype),
+                + (f" unroll={u}" if len(unrolls) > 1 else "")
+                + (f" remat={r}" if len(remats) > 1 else ""),
+                functools.partial(memjax_functions, n, *shape, m, u, dtype, r),
             )
             for n in names
             for m in modes_of(n, modes, width)
             for u in unrolls
+            for r in remats
         ]
         entries += [
             (label, functools.partial(BASELINES[label][0], *BASELINES[label][1:], *shape))
@@ -419,6 +433,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="comma-separated lax.scan unroll factors, each an int or 'auto'; each memory is "
         "measured at every one",
     )
+    parser.add_argument(
+        "--remat",
+        default="0",
+        help="comma-separated remat segment lengths (0: off; K: keep the state every K steps)",
+    )
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument(
         "--baselines",
@@ -441,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         memjax.cells.get(name, hidden=args.width, **hyper)
     lengths = [int(n) for n in args.lengths.split(",")]
     unrolls = parse_unrolls(args.unroll)
+    remats = parse_remats(args.remat)
     modes = args.mode.split(",")
     for mode in modes:
         if mode not in MODES:
@@ -454,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         modes=modes,
         dtype=args.dtype,
         unrolls=unrolls,
+        remats=remats,
         baselines=[] if args.no_baselines else parse_baselines(args.baselines),
     )
     env = environment()

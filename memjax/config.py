@@ -9,7 +9,9 @@ Layout of a config (the trainer reads nothing else)::
 
     task:     name, options (passed to memjax.tasks.get)
     model:    mixer, mixer_options, d_model, depth, mlp, mlp_expand, norm, dropout, pooling,
-              dtype, mode, remat, unroll (0: per backend, see memjax.scan.resolve_unroll),
+              dtype, mode, remat (0: off; K: keep the state every K steps and recompute the
+              steps between in the backward pass), unroll (0: per backend, see
+              memjax.scan.resolve_unroll),
               param_budget (0: use d_model; else size d_model to it),
               bidirectional (a second memory run backwards, summed; classification only)
     optim:    lr, recurrence_lr (None: lr), weight_decay, b1, b2, schedule (cosine | rsqrt |
@@ -66,7 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
             "pooling": "mean",
             "dtype": "float32",
             "mode": "auto",
-            "remat": False,
+            "remat": 0,
             "unroll": 0,
             "param_budget": 0,
             "bidirectional": False,

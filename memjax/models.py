@@ -58,7 +58,7 @@ class Mixer(nnx.Module):
         rngs: nnx.Rngs,
         options: Mapping[str, Any] | None = None,
         mode: str = "auto",
-        remat: bool = False,
+        remat: bool | int = False,
         unroll: int | str = "auto",
         bidirectional: bool = False,
     ):
@@ -130,7 +130,7 @@ class Block(nnx.Module):
         dropout: float = 0.0,
         dtype: Any = jnp.float32,
         mode: str = "auto",
-        remat: bool = False,
+        remat: bool | int = False,
         unroll: int | str = "auto",
         bidirectional: bool = False,
     ):

@@ -21,6 +21,7 @@ function calls with the same arguments.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import jax
@@ -129,6 +130,59 @@ def _broadcast_time_mask(mask: Array, like: Array) -> Array:
     return mask.reshape(mask.shape + (1,) * (like.ndim - 2))
 
 
+def _recurrence(cell: Cell, params: Params, carry: Carry, pre, valid, masked: bool, unroll):
+    """The state recurrence over time-major ``pre`` and ``valid [T, B]``: ``(hs, carry)``.
+
+    The cell's own fused loop when it has one, else ``lax.scan`` over ``cell.recur``;
+    ``masked=False`` promises every step valid and skips the per-step select.
+    """
+    fused = cell.fused_recurrence(params, carry, pre, valid, unroll)
+    if fused is not None:
+        return fused
+
+    def body(state, inputs):
+        pre_t, valid_t = inputs
+        new_state, h = cell.recur(params, state, pre_t)
+        if masked:
+            keep = lambda new, old: jnp.where(
+                valid_t.reshape(valid_t.shape + (1,) * (new.ndim - 1)), new, old
+            )
+            new_state = jax.tree.map(keep, new_state, state)
+        return new_state, h
+
+    carry, hs = jax.lax.scan(body, carry, (pre, valid), unroll=unroll)
+    return hs, carry
+
+
+def _segmented(cell: Cell, params: Params, carry: Carry, xs, valid, unroll, segment: int):
+    """Prepare, recur and read out time-major ``xs [T, B, d_in]`` in segments of ``segment``
+    steps, each segment under ``jax.checkpoint``; returns time-major outputs and the carry.
+
+    The backward pass keeps only the inputs and the state at each segment boundary, and
+    recomputes a segment (its input projections included) when it reaches it: the memory of
+    the per-step activations falls from ``O(T)`` to ``O(T / segment + segment)`` for about one
+    more forward pass. ``T`` is padded with masked steps to a multiple of ``segment``.
+    """
+    time = valid.shape[0]
+    segments = -(-time // segment)
+    pad = segments * segment - time
+    pad_time = lambda a, value: jnp.concatenate(
+        [a, jnp.full((pad, *a.shape[1:]), value, a.dtype)], axis=0
+    )
+    split = lambda a: a.reshape(segments, segment, *a.shape[1:])
+
+    @jax.checkpoint
+    def run_segment(state, inputs):
+        x_k, valid_k = inputs
+        pre_k = cell.prepare(params, x_k)
+        hs_k, state = _recurrence(cell, params, state, pre_k, valid_k, True, unroll)
+        return state, cell.readout(params, hs_k, pre_k)
+
+    inputs = (split(pad_time(xs, 0)), split(pad_time(valid, False)))
+    carry, ys = jax.lax.scan(run_segment, carry, inputs)
+    return ys.reshape(segments * segment, *ys.shape[2:])[:time], carry
+
+
 def _sequential(cell: Cell, params: Params, xs, carry: Carry, mask, unroll, remat):
     """Prepare, recur and read out in time-major layout; returns batch-major ``ys`` and the carry.
 
@@ -136,27 +190,17 @@ def _sequential(cell: Cell, params: Params, xs, carry: Carry, mask, unroll, rema
     the input matmul time-major, so no copy of them is made (an LSTM's forward pass at B=16,
     T=256, width 128 plans 15 MB instead of 23).
     """
-    pre = cell.prepare(params, jnp.swapaxes(xs, 0, 1))
-    batch, time = xs.shape[:2]
+    xs = jnp.swapaxes(xs, 0, 1)
+    time, batch = xs.shape[:2]
     valid = jnp.ones((time, batch), bool) if mask is None else jnp.swapaxes(mask, 0, 1)
-    fused = None if remat else cell.fused_recurrence(params, carry, pre, valid, unroll)
-    if fused is not None:
-        hs, carry = fused
+    if remat:
+        segment = math.isqrt(max(time, 1) - 1) + 1 if remat is True else remat
+        ys, carry = _segmented(cell, params, carry, xs, valid, unroll, segment)
     else:
-        recur = jax.checkpoint(cell.recur) if remat else cell.recur
-
-        def body(state, inputs):
-            pre_t, valid_t = inputs
-            new_state, h = recur(params, state, pre_t)
-            if mask is not None:
-                keep = lambda new, old: jnp.where(
-                    valid_t.reshape(valid_t.shape + (1,) * (new.ndim - 1)), new, old
-                )
-                new_state = jax.tree.map(keep, new_state, state)
-            return new_state, h
-
-        carry, hs = jax.lax.scan(body, carry, (pre, valid), unroll=unroll)
-    return jnp.swapaxes(cell.readout(params, hs, pre), 0, 1), carry
+        pre = cell.prepare(params, xs)
+        hs, carry = _recurrence(cell, params, carry, pre, valid, mask is not None, unroll)
+        ys = cell.readout(params, hs, pre)
+    return jnp.swapaxes(ys, 0, 1), carry
 
 
 def _parallel(cell: LinearCell, params: Params, pre, carry: Carry, mask):
@@ -204,7 +248,7 @@ def scan(
     carry: Carry | None = None,
     reverse: bool = False,
     unroll: Unroll = "auto",
-    remat: bool = False,
+    remat: bool | int = False,
     chunk: int = 64,
 ) -> tuple[Array, Carry]:
     """Run ``cell`` over ``xs [batch, time, d_in]``; returns ``(ys [batch, time, hidden], carry)``.
@@ -225,7 +269,10 @@ def scan(
         in the original time order.
       unroll: ``lax.scan`` unroll factor (sequential mode), or "auto" (see
         :func:`resolve_unroll`).
-      remat: recompute each step in the backward pass (``jax.checkpoint``) to save memory.
+      remat: rematerialise in the backward pass to save memory (sequential mode): an int ``K``
+        keeps the state every ``K`` steps and recomputes the steps in between (``jax.checkpoint``
+        over segments of ``K`` steps), True means ``K = ceil(sqrt(time))``, False keeps every
+        step's residuals.
       chunk: steps per chunk in "chunked" mode (cells with a chunked form, linear attention:
         quadratic inside a chunk, recurrent across chunks).
     """
@@ -237,6 +284,8 @@ def scan(
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     unroll = resolve_unroll(unroll)
+    if not isinstance(remat, int) or (not isinstance(remat, bool) and remat < 0):
+        raise ValueError(f"remat must be a bool or a non-negative int of steps, got {remat!r}")
     if carry is not None:
         check_carry(cell, params, carry, (batch,))
     if not isinstance(cell, Cell):

@@ -275,7 +275,8 @@ def _oom_message(error: Exception, config) -> str:
         f"device out of memory ({str(error).splitlines()[0]}). Try a smaller batch "
         f"(--config.train.batch_size={max(1, config.train.batch_size // 2)}), gradient "
         f"accumulation (--config.optim.accumulate=2), rematerialisation "
-        f"(--config.model.remat=True) or a shorter sequence length in the task options."
+        "(--config.model.remat=64: keep the state every 64 steps) or a shorter sequence length "
+        "in the task options."
     )
 
 

@@ -104,3 +104,19 @@ def test_bench_times_only_the_baselines_asked_for(tmp_path):
     assert names == {"memjax gru", "flax LSTMCell"}
     with pytest.raises(ValueError, match=r"unknown names \['cudnn'\]"):
         bench.parse_baselines("flax LSTMCell,cudnn")
+
+
+def test_bench_measures_each_remat_segment(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["--mixers", "gru", "--lengths", "32", "--width", "8", "--batch", "2", "--repeats", "1"]
+    bench.main([*argv, "--no-baselines", "--remat", "0,4", "--json", str(out)])
+    rows = {(r["name"], r["pass_"]): r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {
+        (f"memjax gru remat={k}", p) for k in (0, 4) for p in ("forward", "forward+backward")
+    }
+    assert (
+        rows["memjax gru remat=4", "forward+backward"]["peak_bytes"]
+        < rows["memjax gru remat=0", "forward+backward"]["peak_bytes"]
+    )
+    with pytest.raises(ValueError, match="--remat takes non-negative ints"):
+        bench.parse_remats("4,x")

@@ -96,3 +96,10 @@ def test_bad_unroll(lstm):
     cell, params = lstm
     with pytest.raises(ValueError, match="unroll must be a positive int or .auto., got 0"):
         memjax.scan(cell, params, jnp.ones((2, 5, 3)), unroll=0)
+
+
+@pytest.mark.parametrize("remat", [-1, 2.0, "yes"])
+def test_bad_remat(lstm, remat):
+    cell, params = lstm
+    with pytest.raises(ValueError, match="remat must be a bool or a non-negative int of steps"):
+        memjax.scan(cell, params, jnp.ones((2, 5, 3)), remat=remat)
