@@ -40,6 +40,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+from jax.experimental import multihost_utils
 
 PyTree = Any
 
@@ -332,7 +333,8 @@ class Checkpointer:
 
 
 class PreemptionHandler:
-    """Turns SIGTERM into a flag the train loop polls: ``if handler.requested: save; exit``.
+    """Turns SIGTERM into a flag the train loop polls: ``if handler.should_stop(step): save;
+    exit``. For a single process; :class:`SyncedPreemption` is the multi-host counterpart.
 
     The handler only sets ``requested`` (and calls the optional callback), so a SIGTERM that
     lands mid-step or mid-save never runs checkpoint code re-entrantly; the loop saves at its
@@ -349,6 +351,11 @@ class PreemptionHandler:
         self.requested = True
         if self._callback is not None:
             self._callback()
+
+    def should_stop(self, step: int) -> bool:
+        """Whether to save and stop after ``step``: a SIGTERM has arrived."""
+        del step
+        return self.requested
 
     def uninstall(self) -> None:
         """Puts back the SIGTERM handler that was installed before this one."""
@@ -367,10 +374,37 @@ class PreemptionHandler:
         self.uninstall()
 
 
-def install_preemption_handler(callback: Callable[[], None] | None = None) -> PreemptionHandler:
-    """Installs a SIGTERM handler now (main thread only) and returns it.
+class SyncedPreemption:
+    """Preemption across hosts: every host stops at the same step.
 
-    ``callback`` runs inside the signal handler, so it must be quick (log, set a flag); the
-    checkpoint itself belongs in the train loop after it sees ``handler.requested``.
+    A SIGTERM reaches one host, but a save is a collective: a host that saved and left alone
+    would leave the others waiting in the next step. JAX's preemption sync manager (started by
+    ``jax.distributed.initialize``; it catches SIGTERM itself, so no Python handler is
+    installed) tells every host of a notice and picks the first step all of them can still
+    reach; ``should_stop(step)`` is True on every host at that step. It must be called at every
+    step, by every host.
     """
+
+    def should_stop(self, step: int) -> bool:
+        """Whether all hosts save and stop after ``step``."""
+        return multihost_utils.reached_preemption_sync_point(step)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def install_preemption_handler(
+    callback: Callable[[], None] | None = None,
+) -> PreemptionHandler | SyncedPreemption:
+    """The preemption watch for this run: :class:`SyncedPreemption` when several processes run
+    (multi-host), else a SIGTERM handler installed now (main thread only).
+
+    ``callback`` runs inside the single-process signal handler, so it must be quick (log, set a
+    flag); the checkpoint itself belongs in the train loop after ``should_stop(step)``.
+    """
+    if jax.process_count() > 1:
+        return SyncedPreemption()
     return PreemptionHandler(callback)

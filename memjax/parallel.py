@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -49,6 +50,30 @@ def global_batch(batch: dict[str, np.ndarray], device_mesh: Mesh) -> dict[str, j
     return jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch
     )
+
+
+def replicate(tree: Any, device_mesh: Mesh) -> Any:
+    """A pytree every process holds identically -> global arrays replicated over the mesh.
+
+    The train state lives this way under ``shard_map`` so that, on several hosts, every step's
+    inputs and outputs and every checkpoint span all of them.
+    """
+    sharding = NamedSharding(device_mesh, P())
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree
+    )
+
+
+def gather_texts(text: str) -> list[str]:
+    """Every process's ``text``, in process order (a collective: all processes must call it)."""
+    if jax.process_count() == 1:
+        return [text]
+    data = np.frombuffer(text.encode(), np.uint8)
+    lengths = multihost_utils.process_allgather(np.int32(data.size))
+    padded = np.zeros(int(lengths.max()), np.uint8)
+    padded[: data.size] = data
+    rows = multihost_utils.process_allgather(padded)
+    return [bytes(row[:n]).decode() for row, n in zip(rows, lengths, strict=True)]
 
 
 def data_parallel(

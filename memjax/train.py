@@ -313,6 +313,30 @@ def make_checkpointer(workdir: epath.Path, config, spec: TaskSpec) -> Checkpoint
     )
 
 
+def _own_data_state(data_states: dict[str, str], workdir) -> str:
+    """This process's data-iterator state from a checkpoint's ``{process index: state}``."""
+    if len(data_states) != jax.process_count():
+        raise ValueError(
+            f"the checkpoint in {workdir} was written by {len(data_states)} processes, but this "
+            f"job has {jax.process_count()}; expected the same number of hosts to resume"
+        )
+    return data_states[str(jax.process_index())]
+
+
+def _check_multihost(config) -> None:
+    """ValueError unless a multi-process job runs the one mode whose state spans every host.
+
+    With ``pmap`` or ``none`` each process would hold (and try to checkpoint) only its own copy
+    of the train state, and with ``none`` the hosts would not even average their gradients.
+    """
+    if jax.process_count() > 1 and config.parallel != "shard_map":
+        raise ValueError(
+            f"config.parallel={config.parallel!r} cannot run on {jax.process_count()} processes; "
+            "expected 'shard_map' (--config.parallel=shard_map), whose train state spans every "
+            "host"
+        )
+
+
 def _check_identity(checkpointer: Checkpointer, config, workdir, force: bool) -> None:
     identity = {
         "fingerprint": config_lib.fingerprint(config),
@@ -355,6 +379,7 @@ def train_and_evaluate(
     start_time = time.time()
     workdir = epath.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    _check_multihost(config)
     mesh = parallel.mesh() if config.parallel == "shard_map" else None
 
     # Task, model, optimiser.
@@ -386,19 +411,22 @@ def train_and_evaluate(
     _check_identity(checkpointer, config, workdir, force)
     (workdir / "config.json").write_text(config.to_json(indent=1))
     step = 0
+    if mesh is not None:
+        params, opt_state = parallel.replicate((params, opt_state), mesh)
     if checkpointer.latest_step() is not None:
         abstract = {"params": params, "opt_state": opt_state, "step": np.asarray(0, np.int64)}
-        step, state, data_state = checkpointer.restore(abstract)
+        step, state, data_states = checkpointer.restore(abstract)
         params, opt_state = state["params"], state["opt_state"]
-        iterator.set_state(data_state.encode())
+        iterator.set_state(_own_data_state(data_states, workdir).encode())
         print(f"resumed from step {step} in {workdir}")
 
     def save(at_step: int, metrics: dict[str, float] | None = None, force_save: bool = False):
         state = {"params": params, "opt_state": opt_state, "step": np.asarray(at_step, np.int64)}
+        data_states = parallel.gather_texts(iterator.get_state().decode())
         checkpointer.save(
             at_step,
             state,
-            data_state=iterator.get_state().decode(),
+            data_state={str(i): text for i, text in enumerate(data_states)},
             metrics=metrics,
             force=force_save,
         )
@@ -425,7 +453,7 @@ def train_and_evaluate(
             at_log = step % int(config.train.log_every) == 0 or step == steps_total
             at_eval = step % int(config.train.eval_every) == 0 or step == steps_total
             at_save = step % int(config.train.checkpoint_every) == 0 or at_eval
-            stop = preemption.requested
+            stop = preemption.should_stop(step)
             if at_log or at_save or stop:
                 _check_finite(window)
             if at_log:

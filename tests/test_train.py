@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -265,13 +266,8 @@ def test_preemption_saves_exits_and_resumes_exactly(tmp_path, monkeypatch):
     reference = train.train_and_evaluate(tiny_config("gru"), tmp_path / "a", progress=False)
 
     class RaisedAfterTwoSteps:
-        def __init__(self):
-            self.polls = 0
-
-        @property
-        def requested(self):
-            self.polls += 1
-            return self.polls >= 2  # polled once per step
+        def should_stop(self, step):
+            return step >= 2
 
         def __enter__(self):
             return self
@@ -286,3 +282,69 @@ def test_preemption_saves_exits_and_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.undo()
     resumed = train.train_and_evaluate(tiny_config("gru"), tmp_path / "b", progress=False)
     assert resumed["param_checksum"] == reference["param_checksum"]
+
+
+def _two_process_train(workdir: Path, steps: int, port: int) -> list[subprocess.Popen]:
+    """``memjax train`` as two processes of one multi-host job on this machine (CPU, gloo)."""
+    processes = []
+    for process_id in range(2):
+        env = {
+            **os.environ,
+            "JAX_PLATFORMS": "cpu",
+            "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
+            "MEMJAX_COORDINATOR": f"127.0.0.1:{port}",
+            "MEMJAX_NUM_PROCESSES": "2",
+            "MEMJAX_PROCESS_ID": str(process_id),
+        }
+        command = [*_train_command(workdir, steps), "--config.train.checkpoint_every=1000"]
+        command += ["--config.train.eval_every=1000", "--config.parallel=shard_map"]
+        processes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        )
+    return processes
+
+
+def test_sigterm_on_one_host_stops_every_host_at_the_same_step(tmp_path):
+    """A preemption notice reaching one process of a two-process job: both save the same step
+    and exit cleanly (JAX's preemption sync), and the job resumes from it to the end with the
+    parameters of an uninterrupted two-process run (each host restores its own data state)."""
+    port = 20000 + os.getpid() % 20000
+    steps = 24
+    reference = _two_process_train(tmp_path / "reference", steps, port + 2)
+    outputs = [p.communicate(timeout=240)[0].decode() for p in reference]
+    assert [p.returncode for p in reference] == [0, 0], outputs
+    processes = _two_process_train(tmp_path, steps, port)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not metrics.exists():
+        time.sleep(0.1)
+    processes[1].send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=240)[0].decode() for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    stops = [re.search(r"preempted \(SIGTERM\): saved step (\d+)", out) for out in outputs]
+    assert all(stops), outputs
+    step = int(stops[0].group(1))
+    assert int(stops[1].group(1)) == step
+    assert step in _finished_steps(tmp_path / "checkpoints")
+
+    assert step < steps, "the job finished before the notice arrived"
+
+    resumed = _two_process_train(tmp_path, steps, port + 1)
+    outputs = [p.communicate(timeout=240)[0].decode() for p in resumed]
+    assert [p.returncode for p in resumed] == [0, 0], outputs
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    want = json.loads((tmp_path / "reference" / "summary.json").read_text())
+    assert summary["step"] == steps
+    assert summary["param_checksum"] == want["param_checksum"]
+
+
+def test_multi_process_jobs_need_shard_map(monkeypatch, tmp_path):
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    config = tiny_config("lstm")
+    with pytest.raises(ValueError, match="config.parallel='none' cannot run on 2 processes"):
+        train.train_and_evaluate(config, tmp_path, progress=False)
+
+
+def test_resume_refuses_a_checkpoint_of_another_host_count(tmp_path):
+    with pytest.raises(ValueError, match="written by 2 processes, but this job has 1"):
+        train._own_data_state({"0": "{}", "1": "{}"}, tmp_path)
