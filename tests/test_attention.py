@@ -133,9 +133,10 @@ REFERENCE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("implementation", ["xla", "blocked"])
 @pytest.mark.parametrize(("hyper", "lengths"), REFERENCE_CASES)
-def test_xla_path_equals_explicit_softmax(hyper, lengths):
-    layer, params = build(implementation="xla", **hyper)
+def test_full_pass_equals_explicit_softmax(hyper, lengths, implementation):
+    layer, params = build(implementation=implementation, **hyper)
     xs = inputs()
     mask = None if min(lengths) == TIME else prefix_mask(lengths)
     ys, _ = run(layer, params, xs, mask=mask)
@@ -330,7 +331,8 @@ def test_registry_and_implementation_choice():
     assert type(layer) is memjax.attention.Attention and layer.dim == HEAD_DIM
     forced, _ = build(implementation="cudnn")
     if jax.default_backend() == "cpu":
-        assert layer.resolve_implementation(jnp.dtype(jnp.bfloat16)) == "xla"
+        assert layer.resolve_implementation(jnp.dtype(jnp.bfloat16), 16) == "xla"
+        assert layer.resolve_implementation(jnp.dtype(jnp.float32), 4096) == "blocked"
         with pytest.raises(ValueError, match=r"implementation='cudnn' needs an NVIDIA GPU.*'cpu'"):
             memjax.scan(forced, params, inputs(dtype=jnp.bfloat16))
     with pytest.raises(ValueError, match=r"'cudnn' needs bfloat16 or float16 inputs.*float32"):
@@ -353,7 +355,7 @@ def test_registry_and_implementation_choice():
         ({"max_length": 2.5}, r"max_length must be a positive int, got 2.5"),
         (
             {"implementation": "flash"},
-            r"implementation must be one of \[None, 'xla', 'cudnn'\], got 'flash'",
+            r"implementation must be one of \[None, 'xla', 'cudnn', 'blocked'\], got 'flash'",
         ),
         (
             {"implementation": "cudnn", "window": 2, "causal": False},

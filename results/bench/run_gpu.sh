@@ -46,6 +46,11 @@ bench h200-linear-b4-t16384-d256 --mixers "lru;s5;mingru;minlstm" --batch 4 --le
 bench h200-linear-attention-b16-t4096-d256 --mixers "linear_attention;linear_attention:decay=gated" \
   --batch 16 --lengths 4096 --width 256 --mode sequential,chunked --repeats 10 --no-baselines
 
+# Attention in float32 (no cuDNN): XLA's path against the blocked kernel, B=8, T=4096.
+bench h200-attention-fp32-b8-t4096 --batch 8 --lengths 4096 --width 512 --repeats 10 \
+  --mixers "attention:heads=8,implementation=xla;attention:heads=8,implementation=blocked" \
+  --baselines "torch sdpa"
+
 # Attention, bf16, 8 heads of 64, beside torch SDPA: 1K at B=32, 4K at B=8, 16K at B=2.
 for shape in "32 1024" "8 4096" "2 16384"; do
   read -r batch length <<<"$shape"
