@@ -6,8 +6,10 @@
 #   results/bench/run_gpu.sh OUT
 #
 # If a folder `wheels/` holds grain / ml_collections / tensorflow-datasets wheels (see
-# results/bench/README.md), they are installed into /tmp/site first. Planned to take about
-# 6 minutes on an H200, compiles included; ANCHOR_ONLY=1 runs the first two benches alone.
+# results/bench/README.md), they are installed into /tmp/site first. The benches run in order
+# of priority and each writes its files as it finishes, so a run cut short by a time limit
+# keeps the finished ones; ANCHOR_ONLY=1 runs the first two alone (the LSTM/GRU and
+# linear-cell anchors, about 6 minutes on an H200 by estimate, compiles included).
 set -euo pipefail
 out=${1:?usage: results/bench/run_gpu.sh OUT}
 mkdir -p "$out"
