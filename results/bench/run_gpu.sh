@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 7's GPU benchmarks, each a side-by-side run of `memjax bench` at the issue's anchor
-# shapes, written as OUT/NAME.json and OUT/NAME.md. Run from the repository root on a machine
-# with an NVIDIA GPU, jax[cuda] and (for the baselines) torch:
+# shapes, written as NAME.json and NAME.md into OUT/bench.tar. Run from the repository root on a
+# machine with an NVIDIA GPU, jax[cuda] and (for the baselines) torch:
 #
 #   results/bench/run_gpu.sh OUT
 #
@@ -21,14 +21,18 @@ else
 fi
 export PYTHONUNBUFFERED=1
 
+# Each bench's NAME.json and NAME.md are appended to OUT/bench.tar as soon as it finishes (one
+# file, since a device call returns at most 8); OUT/log.md collects everything printed.
+work=$(mktemp -d)
 bench() {
   local name=$1
   shift
-  echo "== $name: $*"
-  python3 -m memjax.bench "$@" --json "$out/$name.json" | tee "$out/$name.md"
+  echo "== $name: $*" | tee -a "$out/log.md"
+  python3 -m memjax.bench "$@" --json "$work/$name.json" | tee "$work/$name.md" | tee -a "$out/log.md"
+  tar -rf "$out/bench.tar" -C "$work" "$name.json" "$name.md"
 }
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/device.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$out/log.md"
 
 # LSTM and GRU, B=64, T=1024, width 256, fp32: unroll factors beside flax, cuDNN (JAX, torch).
 bench h200-lstm-gru-b64-t1024-d256 --mixers "lstm;lstm:bptt=False;gru" --batch 64 \
