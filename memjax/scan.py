@@ -81,9 +81,10 @@ def resolve_mode(cell: Memory, mode: str) -> str:
 def resolve_unroll(unroll: Unroll) -> int:
     """The ``lax.scan`` unroll factor ``unroll`` means on the default backend.
 
-    ``"auto"`` is 1 on the CPU, where a step's overhead is small beside its work and unrolling
-    2-16 steps changed no LSTM time (``results/bench/``), and :data:`ACCELERATOR_UNROLL` on GPUs
-    and TPUs, where the per-step launch latency dominates small steps.
+    ``"auto"`` is 1 on the CPU, where a step's overhead is small beside its work (``memjax bench
+    --mixers "lstm;gru" --unroll 1,2,4,8`` on the 2-core CPU: no factor changed either time),
+    and :data:`ACCELERATOR_UNROLL` on GPUs and TPUs, where the per-step launch latency
+    dominates small steps.
     """
     if unroll == "auto":
         return 1 if jax.default_backend() == "cpu" else ACCELERATOR_UNROLL
@@ -186,9 +187,8 @@ def _segmented(cell: Cell, params: Params, carry: Carry, xs, valid, unroll, segm
 def _sequential(cell: Cell, params: Params, xs, carry: Carry, mask, unroll, remat):
     """Prepare, recur and read out in time-major layout; returns batch-major ``ys`` and the carry.
 
-    Only ``xs`` and ``ys`` are transposed: the (usually wider) projections ``pre`` come out of
-    the input matmul time-major, so no copy of them is made (an LSTM's forward pass at B=16,
-    T=256, width 128 plans 15 MB instead of 23).
+    Only ``xs`` and ``ys`` are transposed; the (usually wider) projections ``pre`` come out of
+    the input matmul already time-major.
     """
     xs = jnp.swapaxes(xs, 0, 1)
     time, batch = xs.shape[:2]
@@ -203,11 +203,17 @@ def _sequential(cell: Cell, params: Params, xs, carry: Carry, mask, unroll, rema
     return jnp.swapaxes(ys, 0, 1), carry
 
 
-def _parallel(cell: LinearCell, params: Params, pre, carry: Carry, mask):
+def _elements(cell: LinearCell, params: Params, pre, mask):
+    """The cell's affine elements ``(a, b)``, the identity ``(1, 0)`` at padded steps."""
     a, b = cell.elements(params, pre)
     if mask is not None:
         a = jax.tree.map(lambda x: jnp.where(_broadcast_time_mask(mask, x), x, 1), a)
         b = jax.tree.map(lambda x: jnp.where(_broadcast_time_mask(mask, x), x, 0), b)
+    return a, b
+
+
+def _parallel(cell: LinearCell, params: Params, pre, carry: Carry, mask):
+    a, b = _elements(cell, params, pre, mask)
     a_cum, b_cum = jax.lax.associative_scan(_combine, (a, b), axis=1)
     states = jax.tree.map(lambda ac, bc, s0: ac * s0[:, None] + bc, a_cum, b_cum, carry)
     final = jax.tree.map(lambda s: s[:, -1], states)
@@ -220,10 +226,7 @@ def _pallas(cell: LinearCell, params: Params, pre, carry: Carry, mask):
     Each leaf ``[batch, time, *state]`` is flattened to ``[batch, time, prod(state)]`` (``a``
     broadcast to ``b``'s shape first); padded steps become the identity ``(1, 0)``.
     """
-    a, b = cell.elements(params, pre)
-    if mask is not None:
-        a = jax.tree.map(lambda x: jnp.where(_broadcast_time_mask(mask, x), x, 1), a)
-        b = jax.tree.map(lambda x: jnp.where(_broadcast_time_mask(mask, x), x, 0), b)
+    a, b = _elements(cell, params, pre, mask)
 
     def leaf_states(a_leaf: Array, b_leaf: Array, s0: Array) -> Array:
         batch, time = b_leaf.shape[:2]
