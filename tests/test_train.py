@@ -309,7 +309,7 @@ def test_sigterm_on_one_host_stops_every_host_at_the_same_step(tmp_path):
     and exit cleanly (JAX's preemption sync), and the job resumes from it to the end with the
     parameters of an uninterrupted two-process run (each host restores its own data state)."""
     port = 20000 + os.getpid() % 20000
-    steps = 24
+    steps = 150  # far more than run while the notice travels, even on a loaded machine
     reference = _two_process_train(tmp_path / "reference", steps, port + 2)
     outputs = [p.communicate(timeout=240)[0].decode() for p in reference]
     assert [p.returncode for p in reference] == [0, 0], outputs
@@ -317,7 +317,7 @@ def test_sigterm_on_one_host_stops_every_host_at_the_same_step(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and not metrics.exists():
-        time.sleep(0.1)
+        time.sleep(0.02)
     processes[1].send_signal(signal.SIGTERM)
     outputs = [p.communicate(timeout=240)[0].decode() for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
