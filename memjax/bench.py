@@ -303,15 +303,23 @@ def jax_pair(forward: Any, backward: Any, *args: Any) -> tuple[Timed, Timed]:
     return compiled(forward, *args), compiled(backward, *args)
 
 
-def model_compile_seconds(name: str, *, depth: int = 4, width: int = 128, length: int = 256):
-    """Seconds to compile the train step (forward, backward, AdamW) of a ``depth``-layer model."""
+def model_compile_seconds(text: str, *, depth: int = 4, width: int = 128, length: int = 256):
+    """Seconds to compile the train step (forward, backward, AdamW) of a ``depth``-layer model
+    of memory ``text`` (``name[:key=value,...]``, its options passed to every layer)."""
     import optax
     from flax import nnx
 
     from memjax import models
 
+    name, options = parse_memory(text)
     model = models.SequenceClassifier(
-        name, num_classes=10, d_model=width, depth=depth, vocab_size=256, rngs=nnx.Rngs(0)
+        name,
+        num_classes=10,
+        d_model=width,
+        depth=depth,
+        vocab_size=256,
+        mixer_options=options,
+        rngs=nnx.Rngs(0),
     )
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
@@ -483,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     compile_times = {}
     if args.compile:
         for n in names:
-            compile_times[n] = model_compile_seconds(parse_memory(n)[0])
+            compile_times[n] = model_compile_seconds(n)
         print("\n| memory | 4-layer train-step compile s |\n|---|---:|")
         print("\n".join(f"| {n} | {t:.1f} |" for n, t in compile_times.items()))
     if args.json:

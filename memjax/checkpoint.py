@@ -16,10 +16,14 @@ only writes a step's metrics (and reloads them in a new process) when it is.
 
 Corruption is detected on restore. Orbax itself raises when a file it needs is missing or
 undecodable, but restores flipped bytes silently, so after every restore the digests of the
-restored ``state`` and ``data_state`` are compared with the ones saved. When the latest step
-fails, ``restore`` logs a warning naming the step and the reason, tries the step before it, and
-once one restores, deletes the failed newer steps so that the resumed run can save those step
-numbers again (Orbax skips a save whose step is not newer than the latest one on disk).
+restored ``state`` and ``data_state`` are compared with the ones saved. When the latest step is
+damaged (a digest mismatch, or TensorStore reporting a file or bytes missing or lost:
+``NOT_FOUND``, ``DATA_LOSS``, ``OUT_OF_RANGE``), ``restore`` logs a warning naming the step and
+the reason, tries the step before it, and once one restores, deletes the damaged newer steps so
+that the resumed run can save those step numbers again (Orbax skips a save whose step is not
+newer than the latest one on disk). Any other error (a network or permission error reading
+``gs://``, say) says nothing about the checkpoint: the read is retried, and if it keeps failing
+the restore stops with that error and deletes nothing.
 A half-written step never appears at all: Orbax writes into a temporary directory and renames
 it when complete, and temporary directories left by a killed process are removed on start.
 """
@@ -31,16 +35,16 @@ import json
 import logging
 import math
 import os
-import signal
-from collections.abc import Callable, Mapping
-from types import FrameType, TracebackType
+import time
+from collections.abc import Mapping
 from typing import Any, Self
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
-from jax.experimental import multihost_utils
+
+from memjax import paths
 
 PyTree = Any
 
@@ -52,6 +56,28 @@ _ITEMS = ("state", "data_state", "integrity")
 
 class CheckpointRestoreError(RuntimeError):
     """No checkpoint could be restored from a checkpoint directory."""
+
+
+class IntegrityError(ValueError):
+    """A restored item's digest differs from the one saved with it."""
+
+
+_DAMAGE_MARKERS = ("NOT_FOUND", "DATA_LOSS", "OUT_OF_RANGE", "was not found in the checkpoint")
+"""TensorStore's status codes (and Orbax's message) for files or bytes that are not there."""
+
+RESTORE_ATTEMPTS = 3
+RETRY_SECONDS = 1.0
+
+
+def is_damage(error: BaseException) -> bool:
+    """Whether ``error`` shows the checkpoint itself is damaged (not a failure to read it)."""
+    while error is not None:
+        if isinstance(error, IntegrityError | FileNotFoundError):
+            return True
+        if any(marker in str(error) for marker in _DAMAGE_MARKERS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _host_array(leaf: Any) -> np.ndarray:
@@ -93,7 +119,7 @@ def _verify_integrity(saved: Mapping[str, str], state: PyTree, data_state: Any) 
     restored = _integrity_record(state, data_state)
     bad = [key.removesuffix("_sha256") for key in restored if saved.get(key) != restored[key]]
     if bad:
-        raise ValueError(
+        raise IntegrityError(
             f"checksum mismatch in {', '.join(bad)}: the files changed after the save (or, if "
             "every step fails this way, abstract_state's dtypes or shapes differ from the saved "
             "state's)"
@@ -120,29 +146,37 @@ class Checkpointer:
         best_metric: str | None = "val_accuracy",
         best_mode: str = "max",
         async_save: bool = True,
+        read_only: bool = False,
     ) -> None:
         if not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be a positive int, got {keep!r}")
         if best_mode not in ("max", "min"):
             raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
-        self.directory = epath.Path(directory)
+        self.directory = epath.Path(paths.resolve(directory))
         self.best_metric = best_metric
         self._manager = ocp.CheckpointManager(
             self.directory,
             item_names=_ITEMS,
-            options=self._options(keep, best_mode, async_save),
+            options=self._options(keep, best_mode, async_save, read_only),
         )
 
-    def _options(self, keep: int, best_mode: str, async_save: bool) -> ocp.CheckpointManagerOptions:
-        """Manager options: keep the latest ``keep`` steps and the best one, if ranked."""
+    def _options(
+        self, keep: int, best_mode: str, async_save: bool, read_only: bool
+    ) -> ocp.CheckpointManagerOptions:
+        """Manager options: keep the latest ``keep`` steps and the best one, if ranked.
+
+        ``read_only`` (``memjax eval``) writes and deletes nothing, not even the temporary
+        folders of a save that a training process may be writing at that moment.
+        """
         policies = ocp.checkpoint_managers
         latest = policies.LatestN(n=keep)
+        common = dict(
+            enable_async_checkpointing=async_save,
+            cleanup_tmp_directories=not read_only,
+            read_only=read_only,
+        )
         if self.best_metric is None:
-            return ocp.CheckpointManagerOptions(
-                preservation_policy=latest,
-                enable_async_checkpointing=async_save,
-                cleanup_tmp_directories=True,
-            )
+            return ocp.CheckpointManagerOptions(preservation_policy=latest, **common)
         metric = self.best_metric
 
         def rank(metrics: Mapping[str, float]) -> float:
@@ -158,8 +192,7 @@ class Checkpointer:
             best_fn=rank,
             best_mode=best_mode,
             preservation_policy=policies.AnyPreservationPolicy([latest, best]),
-            enable_async_checkpointing=async_save,
-            cleanup_tmp_directories=True,
+            **common,
         )
 
     def _ranked_metrics(self, step: int, metrics: Mapping[str, Any] | None) -> dict | None:
@@ -240,9 +273,11 @@ class Checkpointer:
         """Returns ``(step, state, data_state)``; ``step=None`` takes the latest good step.
 
         ``abstract_state`` has the saved state's structure with ``jax.ShapeDtypeStruct`` (or
-        concrete array) leaves of the same dtypes and shapes. With ``step=None`` a corrupt or
-        incomplete latest step is skipped with a warning and deleted once an older one restores.
-        Raises CheckpointRestoreError naming the directory if nothing can be restored.
+        concrete array) leaves of the same dtypes and shapes. With ``step=None`` a damaged
+        latest step (see :func:`is_damage`) is skipped with a warning and deleted once an older
+        one restores; any other error is retried ``RESTORE_ATTEMPTS`` times and then raised as
+        CheckpointRestoreError, with nothing deleted. Raises CheckpointRestoreError naming the
+        directory if nothing can be restored.
         """
         self.wait()
         if step is not None:
@@ -250,8 +285,16 @@ class Checkpointer:
         failures: list[str] = []
         for candidate in reversed(self.all_steps()):
             try:
-                state, data_state = self._restore_step(candidate, abstract_state)
+                state, data_state = self._restore_with_retries(candidate, abstract_state)
             except Exception as error:  # Orbax and TensorStore raise many types, some bare.
+                if not is_damage(error):
+                    raise CheckpointRestoreError(
+                        f"checkpoint step {candidate} in {self.directory} could not be read after "
+                        f"{RESTORE_ATTEMPTS} attempts ({_describe(error)}). The error does not "
+                        "show that the checkpoint is damaged, so no older step is used and "
+                        "nothing is deleted: fix the cause (network, permissions, disk) and run "
+                        "the same command again."
+                    ) from error
                 failures.append(f"step {candidate}: {_describe(error)}")
                 logger.warning(
                     "checkpoint step %d in %s cannot be restored (%s); trying the previous one",
@@ -264,6 +307,27 @@ class Checkpointer:
             return candidate, state, data_state
         raise CheckpointRestoreError(self._nothing_restorable(failures))
 
+    def _restore_with_retries(self, step: int, abstract_state: PyTree) -> tuple[PyTree, Any]:
+        """``_restore_step``, tried again after errors that do not show damage."""
+        attempt = 1
+        while True:
+            try:
+                return self._restore_step(step, abstract_state)
+            except Exception as error:  # Orbax and TensorStore raise many types, some bare.
+                if is_damage(error) or attempt == RESTORE_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "reading checkpoint step %d in %s failed (%s); attempt %d of %d in %.0f s",
+                    step,
+                    self.directory,
+                    _describe(error),
+                    attempt + 1,
+                    RESTORE_ATTEMPTS,
+                    RETRY_SECONDS * attempt,
+                )
+                time.sleep(RETRY_SECONDS * attempt)
+                attempt += 1
+
     def _restore_named(self, step: int, abstract_state: PyTree) -> tuple[PyTree, Any]:
         """Restores exactly ``step``; no fallback, since the caller asked for that step."""
         if step not in self._manager.all_steps():
@@ -271,7 +335,7 @@ class Checkpointer:
                 f"no checkpoint for step {step} in {self.directory}; steps: {self.all_steps()}"
             )
         try:
-            return self._restore_step(step, abstract_state)
+            return self._restore_with_retries(step, abstract_state)
         except Exception as error:  # Orbax and TensorStore raise many types, some bare.
             raise CheckpointRestoreError(
                 f"checkpoint step {step} in {self.directory} cannot be restored: {_describe(error)}"
@@ -293,8 +357,31 @@ class Checkpointer:
             return f"no checkpoint to restore in {self.directory}"
         return f"no checkpoint in {self.directory} can be restored; " + "; ".join(failures)
 
+    def damaged_steps(self) -> list[int]:
+        """Listed steps whose folder lacks Orbax's metadata or one of the items."""
+        required = ("_CHECKPOINT_METADATA", *_ITEMS)
+        return [
+            step
+            for step in self.all_steps()
+            if not all((self.directory / str(step) / name).exists() for name in required)
+        ]
+
     def restore_best(self, abstract_state: PyTree) -> tuple[int, PyTree, Any]:
-        """Restores the best step (no fallback: a different step would not be the best)."""
+        """Restores the best step; no fallback, since a different step would not be the best.
+
+        A damaged step folder takes its metrics with it, so it might have been the best: then
+        this raises CheckpointRestoreError naming it rather than ranking the steps that remain.
+        """
+        self.wait()
+        damaged = self.damaged_steps()
+        if damaged:
+            raise CheckpointRestoreError(
+                f"checkpoint step(s) {damaged} in {self.directory} are damaged (files missing), "
+                "so the best step cannot be known: one of them may have been it. Name a step "
+                f"to use (memjax eval --step N; intact steps: "
+                f"{[s for s in self.all_steps() if s not in damaged]}), or delete the damaged "
+                "folders to rank the rest."
+            )
         step = self.best_step()
         if step is None:
             raise CheckpointRestoreError(
@@ -330,81 +417,3 @@ class Checkpointer:
         if not path.exists():
             return None
         return json.loads(path.read_text())
-
-
-class PreemptionHandler:
-    """Turns SIGTERM into a flag the train loop polls: ``if handler.should_stop(step): save;
-    exit``. For a single process; :class:`SyncedPreemption` is the multi-host counterpart.
-
-    The handler only sets ``requested`` (and calls the optional callback), so a SIGTERM that
-    lands mid-step or mid-save never runs checkpoint code re-entrantly; the loop saves at its
-    next step boundary, where the state is consistent. The previous handler is restored by
-    ``uninstall()`` or on leaving the ``with`` block.
-    """
-
-    def __init__(self, callback: Callable[[], None] | None = None) -> None:
-        self.requested = False
-        self._callback = callback
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
-        if self._callback is not None:
-            self._callback()
-
-    def should_stop(self, step: int) -> bool:
-        """Whether to save and stop after ``step``: a SIGTERM has arrived."""
-        del step
-        return self.requested
-
-    def uninstall(self) -> None:
-        """Puts back the SIGTERM handler that was installed before this one."""
-        previous = signal.SIG_DFL if self._previous is None else self._previous
-        signal.signal(signal.SIGTERM, previous)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.uninstall()
-
-
-class SyncedPreemption:
-    """Preemption across hosts: every host stops at the same step.
-
-    A SIGTERM reaches one host, but a save is a collective: a host that saved and left alone
-    would leave the others waiting in the next step. JAX's preemption sync manager (started by
-    ``jax.distributed.initialize``; it catches SIGTERM itself, so no Python handler is
-    installed) tells every host of a notice and picks the first step all of them can still
-    reach; ``should_stop(step)`` is True on every host at that step. It must be called at every
-    step, by every host.
-    """
-
-    def should_stop(self, step: int) -> bool:
-        """Whether all hosts save and stop after ``step``."""
-        return multihost_utils.reached_preemption_sync_point(step)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def install_preemption_handler(
-    callback: Callable[[], None] | None = None,
-) -> PreemptionHandler | SyncedPreemption:
-    """The preemption watch for this run: :class:`SyncedPreemption` when several processes run
-    (multi-host), else a SIGTERM handler installed now (main thread only).
-
-    ``callback`` runs inside the single-process signal handler, so it must be quick (log, set a
-    flag); the checkpoint itself belongs in the train loop after ``should_stop(step)``.
-    """
-    if jax.process_count() > 1:
-        return SyncedPreemption()
-    return PreemptionHandler(callback)

@@ -22,15 +22,53 @@ def _train(argv: Sequence[str]) -> None:
     parser.add_argument("--force", action="store_true", help="resume even if the config changed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args, rest = parser.parse_known_args(argv)
-    from memjax import config as config_lib
-    from memjax import parallel, train
+    from memjax import preemption
 
-    config = config_lib.load(args.config, config_lib.parse_overrides(rest))
-    parallel.initialize()
-    summary = train.train_and_evaluate(
-        config, args.workdir, force=args.force, progress=not args.no_progress
-    )
+    with preemption.PreemptionHandler():  # a SIGTERM during the imports below is kept for later
+        try:
+            from memjax import config as config_lib
+            from memjax import parallel, paths, train
+
+            config = config_lib.load(args.config, config_lib.parse_overrides(rest))
+            parallel.initialize()
+            summary = train.train_and_evaluate(
+                config, paths.resolve(args.workdir), force=args.force, progress=not args.no_progress
+            )
+        except Exception as error:
+            _exit_with(error)
     print(json.dumps(summary, indent=1))
+
+
+def _exit_with(error: Exception) -> None:
+    """Report ``error`` and end the process now, status 1.
+
+    ``os._exit`` rather than an exception: a failed asynchronous checkpoint save can leave
+    non-daemon threads that would keep the interpreter from exiting. Errors memjax raises for the
+    user end with their own message; anything else with its traceback too.
+    """
+    import os
+    import traceback
+
+    from memjax.checkpoint import CheckpointRestoreError
+    from memjax.train import ConfigMismatch, DiskFull, NonFiniteLoss
+    from memjax.workdir_lock import WorkdirBusy
+
+    expected = (
+        ValueError,
+        FileNotFoundError,
+        MemoryError,
+        ConfigMismatch,
+        DiskFull,
+        NonFiniteLoss,
+        CheckpointRestoreError,
+        WorkdirBusy,
+    )
+    if not isinstance(error, expected):
+        traceback.print_exception(error)
+    print(f"memjax train: {type(error).__name__}: {error}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _eval(argv: Sequence[str]) -> None:
@@ -39,9 +77,10 @@ def _eval(argv: Sequence[str]) -> None:
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
     parser.add_argument("--step", type=int, default=None, help="default: the best checkpoint")
     args = parser.parse_args(argv)
-    from memjax import train
+    from memjax import paths, train
 
-    print(json.dumps(train.evaluate_workdir(args.workdir, args.split, args.step), indent=1))
+    workdir = paths.resolve(args.workdir)
+    print(json.dumps(train.evaluate_workdir(workdir, args.split, args.step), indent=1))
 
 
 def _compare(argv: Sequence[str]) -> None:

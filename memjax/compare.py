@@ -1,11 +1,13 @@
 """``memjax compare``: train several memories at one parameter budget and tabulate them.
 
 For every task x mixer it loads ``configs/TASK.py:MIXER,smoke``, sizes the model to
-``--budget`` parameters (``model.param_budget``), trains it, and collects the run's
-``summary.json``. It prints and writes a markdown table (test accuracy at the best validation
-checkpoint, training tokens/s, parameters, memory state bytes per sequence at the task length)
-and a plot of accuracy per task beside state bytes against sequence length: constant for a
-recurrent state, growing linearly for attention's KV cache.
+``--budget`` parameters (``model.param_budget``), trains it in ``OUT/runs/TASK-MIXER-DIGEST``
+(``DIGEST``: the config's fingerprint, so a run is reused only under the same budget, steps,
+learning rate and ``--set`` overrides), and collects the run's ``summary.json``. It prints
+and writes a markdown table (test accuracy at the best validation checkpoint, training
+tokens/s, parameters, memory state bytes per sequence at the task length) and a plot of
+accuracy per task beside state bytes against sequence length: constant for a recurrent state,
+growing linearly for attention's KV cache.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memjax import config as config_lib
+from memjax import paths
 
 DEFAULT_MIXERS = ("lstm", "mingru", "lru", "transformer")
 DEFAULT_TASKS = ("mqar", "listops")
@@ -39,7 +42,8 @@ def run_one(task: str, variant: str, out: Path, args: argparse.Namespace) -> dic
         *config_lib.parse_overrides([f"--config.{item}" for item in args.set]),
     ]
     config = config_lib.load(f"{args.configs}/{task}.py:{variant},smoke", overrides)
-    workdir = out / "runs" / f"{task}-{variant}"
+    digest = config_lib.fingerprint(config)
+    workdir = out / "runs" / f"{task}-{variant}-{digest}"
     summary_path = workdir / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
@@ -139,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
     for variant in args.mixers.split(","):
         config_lib.parse_arg(variant)
-    out = Path(args.out)
+    args.configs = paths.resolve(args.configs)
+    out = Path(paths.resolve(args.out))
     out.mkdir(parents=True, exist_ok=True)
     rows = [
         run_one(task, variant, out, args)

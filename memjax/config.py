@@ -29,6 +29,7 @@ import difflib
 import hashlib
 import importlib.util
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "keep", "log_every"):
         if int(config.train[key]) < 1:
             raise ValueError(f"config.train.{key} must be >= 1, got {config.train[key]!r}")
+    _check_range("optim.lr", config.optim.lr, low=0.0, low_open=True)
+    if config.optim.recurrence_lr is not None:
+        _check_range("optim.recurrence_lr", config.optim.recurrence_lr, low=0.0, low_open=True)
+    _check_range("optim.weight_decay", config.optim.weight_decay, low=0.0)
+    _check_range("optim.clip_norm", config.optim.clip_norm, low=0.0)
+    _check_range("optim.b1", config.optim.b1, low=0.0, high=1.0)
+    _check_range("optim.b2", config.optim.b2, low=0.0, high=1.0)
+    _check_range("optim.warmup_steps", config.optim.warmup_steps, low=0.0)
+    _check_range("model.dropout", config.model.dropout, low=0.0, high=1.0)
+    if int(config.model.remat) < 0 or int(config.model.param_budget) < 0:
+        raise ValueError(
+            "config.model.remat and config.model.param_budget must be >= 0, got "
+            f"{config.model.remat!r} and {config.model.param_budget!r}"
+        )
     if int(config.optim.accumulate) < 1 or config.train.batch_size % config.optim.accumulate:
         raise ValueError(
             f"config.optim.accumulate={config.optim.accumulate} must be >= 1 and divide "
@@ -263,14 +278,57 @@ def validate(config: ml_collections.ConfigDict) -> None:
         )
 
 
-def fingerprint(config: ml_collections.ConfigDict) -> str:
-    """Hash of everything that changes the numbers a run computes (not logging or eval cadence).
+def _check_range(
+    key: str,
+    value: Any,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+) -> None:
+    """ValueError unless ``value`` is a finite number in ``[low, high)`` (``(low, ...`` if open)."""
+    number = (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    )
+    ok = (
+        number is not None
+        and math.isfinite(number)
+        and (number > low if low_open else number >= low)
+        and (high is None or number < high)
+    )
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high else "")
+        raise ValueError(f"config.{key} must be a finite number {bound}, got {value!r}")
 
-    A workdir remembers it; resuming a run under a config with another fingerprint is refused.
+
+NUMERICALLY_NEUTRAL = ("parallel", "model.mode", "model.unroll", "model.remat")
+"""Fields that change how a run computes, not what: the same updates up to float rounding."""
+
+CADENCE = (
+    "train.eval_every",
+    "train.eval_batches",
+    "train.checkpoint_every",
+    "train.keep",
+    "train.log_every",
+)
+"""Fields that change what is logged and kept, not the parameters."""
+
+
+def fingerprint(config: ml_collections.ConfigDict) -> str:
+    """Hash of everything that changes the numbers a run computes.
+
+    Left out: logging, evaluation and checkpoint cadence (``CADENCE``) and the fields that
+    choose how the same computation runs (``NUMERICALLY_NEUTRAL``: data parallelism, scan mode,
+    unrolling, rematerialisation). A workdir remembers the fingerprint; resuming a run under a
+    config with another one is refused.
     """
     data = json.loads(config.to_json())
-    for key in ("eval_every", "eval_batches", "checkpoint_every", "keep", "log_every"):
-        data["train"].pop(key, None)
+    for dotted in (*CADENCE, *NUMERICALLY_NEUTRAL):
+        *parents, leaf = dotted.split(".")
+        node = data
+        for parent in parents:
+            node = node.get(parent, {})
+        node.pop(leaf, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

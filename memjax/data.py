@@ -118,6 +118,83 @@ class HostShard:
         return f"HostShard({self.source!r}, {where})"
 
 
+# grain reads this flag of its own (in this process, when an iterator starts its workers).
+_GRAIN_WORKER_FLAG = "grain_enable_multiprocess_worker_profiling"
+# The note grain's traceback filter appends to an exception raised inside its pipeline.
+_GRAIN_NOTE = "Grain has removed its internal frames"
+
+
+def _let_grain_read_its_worker_flag() -> None:
+    """Lets grain read ``--grain_enable_multiprocess_worker_profiling`` outside an absl app.
+
+    grain reads that flag's value when an iterator with ``worker_count > 0`` starts its
+    workers, which raises UnparsedFlagAccessError while absl's FLAGS are unparsed (any program
+    that is not an absl app). absl answers a read of an unparsed flag that is marked present, so
+    only that grain flag is marked (keeping its value; grain does the same for its debug flags
+    in its workers): FLAGS stay unparsed and every other flag is untouched, for the caller's own
+    ``app.run`` or ``FLAGS(argv)`` to parse later.
+    """
+    if flags.FLAGS.is_parsed() or _GRAIN_WORKER_FLAG not in flags.FLAGS:
+        return
+    flag = flags.FLAGS[_GRAIN_WORKER_FLAG]
+    if not flag.present:
+        flag.present = 1
+
+
+def _restated(error: Exception) -> Exception | None:
+    """A fresh copy of ``error`` (same type and args) if grain annotated it, else None."""
+    if not any(_GRAIN_NOTE in str(note) for note in getattr(error, "__notes__", ())):
+        return None
+    try:
+        return type(error)(*error.args)
+    except Exception:  # a type that cannot be rebuilt from its args: leave it as grain made it
+        return None
+
+
+class LoaderIterator:
+    """``iter(Loader)``: grain's DataLoaderIterator (``get_state``, ``set_state``), whose errors
+    end with their own message.
+
+    grain's traceback filter appends a note ("Grain has removed its internal frames ...") to an
+    exception raised inside its pipeline, so the note, not the error (say, a reader's
+    ``file:line``), would be the last thing printed. Such an error is raised again here, same
+    type and message, from the annotated one (which keeps the traceback into memjax's code).
+    """
+
+    def __init__(self, iterator: Any):
+        self._iterator = iterator
+
+    def __iter__(self) -> LoaderIterator:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            raise
+        except Exception as error:
+            again = _restated(error)
+            if again is None:
+                raise
+            raise again from error
+
+    def get_state(self) -> bytes:
+        return self._iterator.get_state()
+
+    def set_state(self, state: bytes) -> None:
+        self._iterator.set_state(state)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._iterator, name)
+
+
+class Loader(grain.DataLoader):
+    """grain's DataLoader, iterating as ``LoaderIterator``."""
+
+    def __iter__(self) -> LoaderIterator:  # type: ignore[override]
+        return LoaderIterator(super().__iter__())
+
+
 def make_loader(
     task: Task,
     split: str,
@@ -131,7 +208,7 @@ def make_loader(
     process_count: int | None = None,
     truncate: bool = False,
     worker_count: int = 0,
-) -> grain.DataLoader:
+) -> Loader:
     """A grain DataLoader over this host's shard of ``split``.
 
     The records are split into ``process_count`` contiguous shards (``HostShard``) and host
@@ -163,14 +240,13 @@ def make_loader(
     if num_epochs is not None:
         check_int("num_epochs", num_epochs, 1)
     check_int("worker_count", worker_count, 0)
-    if worker_count and not flags.FLAGS.is_parsed():
-        # grain's worker start-up reads an absl flag; outside an absl app, take the defaults
-        flags.FLAGS.mark_as_parsed()
+    if worker_count:
+        _let_grain_read_its_worker_flag()
     shard = HostShard(task.source(split), process_index, process_count, drop_remainder)
     if len(shard) == 0:
         raise ValueError(
-            f"split {split!r} of task {task.spec.name!r} has {len(shard.source)} examples, "
-            f"too few to give each of process_count={process_count} hosts one"
+            f"split {split!r} of task {task.spec.name!r} has {len(shard.source)} examples "
+            f"({shard.source!r}), too few to give each of process_count={process_count} hosts one"
         )
     host_seed = int(np.random.SeedSequence([seed, process_index]).generate_state(1)[0])
     sampler = grain.IndexSampler(
@@ -180,7 +256,7 @@ def make_loader(
         num_epochs=num_epochs,
         seed=host_seed,
     )
-    return grain.DataLoader(
+    return Loader(
         data_source=shard,
         sampler=sampler,
         operations=[

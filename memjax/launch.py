@@ -35,6 +35,7 @@ from pathlib import Path
 
 from memjax import launch_gcloud as gcloud
 from memjax import launch_remote as remote
+from memjax import paths
 from memjax.launch_steps import LaunchError, Plan, Step, execute, message, say, sigterm_interrupts
 
 # Tries of the first copy, while ssh on a new VM comes up.
@@ -193,16 +194,17 @@ def _option(command: Sequence[str], name: str) -> tuple[list[str], str | None]:
 
 
 def _workdirs(given: str | None, bucket_url: str, name: str) -> tuple[str, Path]:
-    """The run's workdir in the bucket and the local folder its files are copied into."""
+    """The run's workdir in the bucket and the absolute local folder its files are copied to."""
+    default_local = Path(paths.resolve(posixpath.join("runs", name)))
     if given is not None and given.startswith("gs://"):
-        return given, Path("runs", name)
+        return given, default_local
     base = f"{bucket_url}/runs/{name}"
     if given is None:
-        return base, Path("runs", name)
+        return base, default_local
     relative = posixpath.normpath(given).lstrip("/")
     if relative == ".." or relative.startswith("../"):
         raise ValueError(f"--workdir: got {given!r}; expected a path that does not climb out")
-    return (base if relative == "." else f"{base}/{relative}"), Path(given)
+    return (base if relative == "." else f"{base}/{relative}"), Path(paths.resolve(given))
 
 
 def _check_config(command: Sequence[str], root: Path) -> None:

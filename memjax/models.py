@@ -6,10 +6,10 @@ A :class:`Block` is the pre-norm residual unit shared by Transformers and deep R
     y = u + dropout(mlp(norm_2(u)))            mlp: D -> expand*D -> D (GELU) or a GLU
 
 :class:`Encoder` embeds inputs (tokens through an embedding table, continuous inputs through a
-linear layer) and stacks blocks; :class:`SequenceClassifier`, :class:`DualEncoder` and
-:class:`PerPositionHead` put task heads on it. Parameters are float32; ``dtype`` sets the compute
-dtype of activations (float32 or bfloat16). Recurrent states stay float32 (see
-:mod:`memjax.cells.base`).
+linear layer) and stacks blocks; :class:`SequenceFeatures` pools it; :class:`SequenceClassifier`,
+:class:`DualEncoder` and :class:`PerPositionHead` put task heads on it. Parameters are float32;
+``dtype`` sets the compute dtype of activations (float32 or bfloat16). Recurrent states stay
+float32 (see :mod:`memjax.cells.base`).
 """
 
 from __future__ import annotations
@@ -237,14 +237,25 @@ def pool(h: Array, mask: Array | None, how: str) -> Array:
     return jnp.take_along_axis(h, last[:, None, None], axis=1)[:, 0]
 
 
-class SequenceClassifier(nnx.Module):
-    """Encoder, pooling and a linear head: ``inputs -> logits [B, num_classes]``."""
+class SequenceFeatures(nnx.Module):
+    """Encoder and pooling: ``inputs -> features [B, D]`` (with ``pooling="cls"``, a learned
+    token is put before the sequence and its output is the feature).
 
-    def __init__(
-        self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any
-    ):
+    ``pooling="cls"`` needs a memory that lets step 0 see later steps (non-causal attention, or
+    ``bidirectional=True``): through a causal memory the CLS token would see only itself.
+    """
+
+    def __init__(self, mixer: str, *, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any):
         _check_choice("pooling", pooling, POOLINGS)
         self.encoder = Encoder(mixer, rngs=rngs, **encoder)
+        memory = self.encoder.blocks[0].mixer.memory
+        causal = getattr(memory, "causal", True) and not encoder.get("bidirectional", False)
+        if pooling == "cls" and causal:
+            raise ValueError(
+                f"pooling='cls' reads the output at the CLS token, step 0, where the causal "
+                f"memory {mixer!r} sees only the CLS token itself; expected pooling='mean' or "
+                "'last', bidirectional=True, or a non-causal memory (attention, causal=False)"
+            )
         d_model = encoder["d_model"]
         self.pooling = pooling
         self.cls = (
@@ -252,7 +263,6 @@ class SequenceClassifier(nnx.Module):
             if pooling == "cls"
             else None
         )
-        self.head = nnx.Linear(d_model, num_classes, rngs=rngs)
 
     def features(self, inputs: Array, mask: Array | None = None) -> Array:
         """Pooled sequence features ``[B, D]``."""
@@ -265,11 +275,25 @@ class SequenceClassifier(nnx.Module):
         return pool(self.encoder(x, mask, embedded=True), mask, self.pooling)
 
     def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
+        return self.features(inputs, mask)
+
+
+class SequenceClassifier(SequenceFeatures):
+    """:class:`SequenceFeatures` and a linear head: ``inputs -> logits [B, num_classes]``."""
+
+    def __init__(
+        self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any
+    ):
+        super().__init__(mixer, pooling=pooling, rngs=rngs, **encoder)
+        self.head = nnx.Linear(encoder["d_model"], num_classes, rngs=rngs)
+
+    def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
         return self.head(self.features(inputs, mask)).astype(jnp.float32)
 
 
 class DualEncoder(nnx.Module):
-    """Two-document matching (LRA retrieval): one shared encoder, features ``[u, v, u*v, u-v]``.
+    """Two-document matching (LRA retrieval): one shared tower (:class:`SequenceFeatures`),
+    features ``[u, v, u*v, u-v]``.
 
     ``inputs [B, 2, T]`` and ``mask [B, 2, T]`` -> logits ``[B, num_classes]`` through an MLP.
     """
@@ -277,9 +301,7 @@ class DualEncoder(nnx.Module):
     def __init__(
         self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any
     ):
-        self.tower = SequenceClassifier(
-            mixer, num_classes=num_classes, pooling=pooling, rngs=rngs, **encoder
-        )
+        self.tower = SequenceFeatures(mixer, pooling=pooling, rngs=rngs, **encoder)
         d_model = encoder["d_model"]
         self.hidden = nnx.Linear(4 * d_model, d_model, rngs=rngs)
         self.out = nnx.Linear(d_model, num_classes, rngs=rngs)
@@ -289,8 +311,8 @@ class DualEncoder(nnx.Module):
             raise ValueError(
                 f"inputs must be paired [batch, 2, time, ...], got shape {inputs.shape}"
             )
-        u = self.tower.features(inputs[:, 0], None if mask is None else mask[:, 0])
-        v = self.tower.features(inputs[:, 1], None if mask is None else mask[:, 1])
+        u = self.tower(inputs[:, 0], None if mask is None else mask[:, 0])
+        v = self.tower(inputs[:, 1], None if mask is None else mask[:, 1])
         h = jax.nn.gelu(self.hidden(jnp.concatenate([u, v, u * v, u - v], axis=-1)))
         return self.out(h).astype(jnp.float32)
 

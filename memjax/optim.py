@@ -1,12 +1,14 @@
 """The optimiser: AdamW, a warmup schedule, clipping, and per-group learning rates.
 
-Parameters fall into three groups, labelled from their path in the model:
+Parameters fall into three groups by what they are, read off the module that owns them:
 
 * ``recurrence``: the keys a memory lists in ``recurrence_params`` (LRU's ``nu_log`` and
   ``theta_log``, S5's eigenvalues and step sizes): ``optim.recurrence_lr``, no weight decay;
-* ``no_decay``: biases, norm scales, embeddings and every other parameter with fewer than two
-  dimensions: ``optim.lr``, no weight decay;
-* ``decay``: all other matrices: ``optim.lr`` with ``optim.weight_decay``.
+* ``no_decay``: lookup tables (``nnx.Embed``'s token embedding, the keys a memory lists in
+  ``table_params`` such as attention's learned positions), and every parameter with fewer than
+  two dimensions (biases, norm scales, a CLS token): ``optim.lr``, no weight decay;
+* ``decay``: all other matrices, every ``nnx.Linear`` kernel included (the input projection of
+  continuous inputs among them): ``optim.lr`` with ``optim.weight_decay``.
 
 Schedules (``optim.schedule``), with ``w = warmup_steps`` and ``T = train.steps``:
 ``cosine``: linear warmup to ``lr`` then cosine decay to 0 at ``T``; ``rsqrt`` (LRA):
@@ -45,20 +47,24 @@ def schedule(optim: ml_collections.ConfigDict, lr: float, steps: int) -> optax.S
 
 def param_labels(model: nnx.Module) -> Any:
     """A pytree like ``nnx.state(model, nnx.Param)`` holding each parameter's group name."""
-    recurrence_paths = set()
+    groups: dict[tuple, str] = {}
     for path, module in nnx.iter_modules(model):
+        if isinstance(module, nnx.Embed):
+            groups[(*path, "embedding")] = "no_decay"
         if isinstance(module, Mixer):
-            for key in type(module.memory).recurrence_params:
-                recurrence_paths.add((*path, "params", key))
-                recurrence_paths.add((*path, "backward_params", key))
+            memory = type(module.memory)
+            for owner in ("params", "backward_params"):
+                for key in memory.recurrence_params:
+                    groups[(*path, owner, key)] = "recurrence"
+                for key in memory.table_params:
+                    groups[(*path, owner, key)] = "no_decay"
 
     def label(path: tuple, value: Any) -> str:
         keys = tuple(getattr(k, "key", k) for k in path)
-        if any(keys[: len(p)] == p for p in recurrence_paths):
-            return "recurrence"
-        if value.ndim < 2 or "embed" in keys:
-            return "no_decay"
-        return "decay"
+        for prefix, group in groups.items():
+            if keys[: len(prefix)] == prefix:
+                return group
+        return "no_decay" if value.ndim < 2 else "decay"
 
     return jax.tree_util.tree_map_with_path(label, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
 

@@ -45,7 +45,7 @@ from typing import Any
 from etils import epath
 
 from memjax import config as config_lib
-from memjax import published
+from memjax import paths, published
 from memjax.published import PublishedRow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -659,7 +659,7 @@ def measure_speed(run: Run, steps: int) -> dict[str, Any]:
     jax.block_until_ready(params)
     return {
         "steps_per_s": steps / (time.perf_counter() - start),
-        "memory_gb": used / 1e9,
+        "memory_gib": used / 2**30,
         "device": jax.devices()[0].device_kind,
         "length": spec.max_length,
         "batch": int(config.train.batch_size),
@@ -702,7 +702,7 @@ def _speed_block(
     what = (
         f"Training steps/s, text task, batch {SPEED_BATCH}"
         if key == "steps_per_s"
-        else "Memory of one compiled training step, GB"
+        else "Memory of one compiled training step, GiB (2^30 bytes; LRA's row is in its own GB)"
     )
     title = f"{what} (in parentheses: ratio to our Transformer)"
     notes = (
@@ -897,7 +897,7 @@ def speed_document(plan: Plan, runs_dir: epath.Path) -> Document:
             results[key] = f"{run.name}: {type(error).__name__}: {error}"
     smoke = " Smoke scale: the lengths are 1/8 of LRA's." if plan.scale == "smoke" else ""
     doc = Document("lra_speed", "", SPEED_DESCRIPTION + smoke, [])
-    doc.blocks = [_speed_block(plan, results, key, doc) for key in ("steps_per_s", "memory_gb")]
+    doc.blocks = [_speed_block(plan, results, key, doc) for key in ("steps_per_s", "memory_gib")]
     return doc
 
 
@@ -951,7 +951,7 @@ def main(argv: Sequence[str] | None = None) -> Document:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, options = parse(argv)
     plan = Plan(args.scale, args.seeds, tuple(args.mixers.split(",")), tuple(args.overrides))
-    runs_dir = epath.Path(args.runs)
+    runs_dir = epath.Path(paths.resolve(args.runs))
     if args.name == "lra_speed":
         doc = speed_document(plan, runs_dir)
     else:
@@ -959,7 +959,7 @@ def main(argv: Sequence[str] | None = None) -> Document:
         check_data = args.launch == "local"
         doc = trained_document(args.name, plan, runs_dir, job, args.jobs, check_data)
     doc.command = shlex.join(["memjax", "table", *argv])
-    out = Path(args.out)
+    out = Path(paths.resolve(args.out))
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(doc)
     (out / f"{args.name}.md").write_text(text)

@@ -14,9 +14,11 @@ device, ``shard_map`` over N devices and ``pmap`` compute the same update.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +32,12 @@ import optax
 from etils import epath
 from flax import nnx
 
-from memjax import budget, data, models, optim, parallel, tasks
+from memjax import budget, cells, data, models, optim, parallel, paths, tasks
 from memjax import config as config_lib
-from memjax.checkpoint import Checkpointer, install_preemption_handler
+from memjax.checkpoint import Checkpointer, CheckpointRestoreError
+from memjax.preemption import Preempted, install_preemption_handler
 from memjax.tasks.spec import TaskSpec
+from memjax.workdir_lock import WorkdirLock
 
 Batch = dict[str, Any]
 
@@ -44,6 +48,10 @@ class NonFiniteLoss(RuntimeError):
 
 class ConfigMismatch(RuntimeError):
     """The workdir holds a run of another config."""
+
+
+class DiskFull(OSError):
+    """A write into the workdir failed for lack of space."""
 
 
 # ----------------------------------------------------------------------------- model and loss
@@ -97,8 +105,45 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
 
     d_model = model_config.d_model
     if model_config.param_budget:
-        d_model = budget.width_for_budget(build, int(model_config.param_budget), multiple=2)
+        multiple = width_multiple(model_config.mixer, mixer_options)
+        d_model = budget.width_for_budget(build, int(model_config.param_budget), multiple=multiple)
     return build(d_model)
+
+
+def width_multiple(mixer: str, mixer_options: dict[str, Any]) -> int:
+    """Widths a budget search may try: even, and a multiple of what the memory needs (heads)."""
+    return math.lcm(2, cells.lookup(mixer).width_multiple(**mixer_options))
+
+
+def devices_per_step(how: str) -> int:
+    """Devices a train step splits its global batch over under ``config.parallel = how``."""
+    if how == "none":
+        return 1
+    if how == "pmap":
+        return jax.local_device_count() * jax.process_count()
+    return jax.device_count()
+
+
+def check_batch(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """ValueError unless the global batch splits evenly over devices and then micro-batches.
+
+    Each device gets ``batch_size / num_devices`` examples and splits them into
+    ``optim.accumulate`` micro-batches, so both divisions must be exact.
+    """
+    batch, accumulate = int(config.train.batch_size), int(config.optim.accumulate)
+    if batch % num_devices:
+        raise ValueError(
+            f"config.train.batch_size={batch} does not split over {num_devices} devices "
+            f"(config.parallel={config.parallel!r}); expected a multiple of {num_devices}, "
+            f"e.g. --config.train.batch_size={max(num_devices, batch - batch % num_devices)}"
+        )
+    per_device = batch // num_devices
+    if per_device % accumulate:
+        raise ValueError(
+            f"config.optim.accumulate={accumulate} must divide the per-device batch: "
+            f"config.train.batch_size={batch} over {num_devices} devices is {per_device} "
+            f"examples per device; expected an accumulate that divides {per_device}"
+        )
 
 
 def loss_sums(logits: jax.Array, batch: Batch, spec: TaskSpec) -> dict[str, jax.Array]:
@@ -218,12 +263,22 @@ def _pad_batch(batch: Batch, size: int) -> Batch:
     }
 
 
-def evaluate(steps: Steps, params: Any, task: Any, split: str, config, mesh, max_batches: int = 0):
+def evaluate(
+    steps: Steps,
+    params: Any,
+    task: Any,
+    split: str,
+    config,
+    mesh,
+    max_batches: int = 0,
+    interrupted: Any = None,
+):
     """Metric sums over every example of ``split`` (``max_batches`` > 0 caps the batches).
 
     Every host runs the same number of batches, ``ceil(examples / global batch)``: a host whose
     shard runs out first feeds batches of weight 0, so the collectives in the step never wait
-    on a host that has stopped.
+    on a host that has stopped. ``interrupted()``, asked before every batch, stops the
+    evaluation with :class:`~memjax.preemption.Preempted`.
     """
     global_size = int(config.train.batch_size)
     loader = data.make_loader(
@@ -244,6 +299,8 @@ def evaluate(steps: Steps, params: Any, task: Any, split: str, config, mesh, max
     template = None
     sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
     for _ in range(num_batches):
+        if interrupted is not None and interrupted():
+            raise Preempted(f"SIGTERM during the evaluation of split {split!r}")
         batch = next(iterator, None)
         if batch is None and template is None:
             raise ValueError(
@@ -264,9 +321,10 @@ def param_checksum(params: Any) -> float:
 
 
 def _memory_stats() -> dict[str, float]:
+    """The device's peak memory in GiB (2^30 bytes), where the backend reports it."""
     stats = jax.local_devices()[0].memory_stats() or {}
     if "peak_bytes_in_use" in stats:
-        return {"device_peak_gb": stats["peak_bytes_in_use"] / 2**30}
+        return {"device_peak_gib": stats["peak_bytes_in_use"] / 2**30}
     return {}
 
 
@@ -303,13 +361,16 @@ class MetricsLog:
                 self.tensorboard.add_scalar(key, value, step)
 
 
-def make_checkpointer(workdir: epath.Path, config, spec: TaskSpec) -> Checkpointer:
+def make_checkpointer(
+    workdir: epath.Path, config, spec: TaskSpec, read_only: bool = False
+) -> Checkpointer:
     """Latest ``train.keep`` checkpoints plus the best by the validation metric."""
     return Checkpointer(
         workdir / "checkpoints",
         keep=int(config.train.keep),
         best_metric="val_metric",
         best_mode="max" if spec.metric == "accuracy" else "min",
+        read_only=read_only,
     )
 
 
@@ -343,6 +404,10 @@ def _check_identity(checkpointer: Checkpointer, config, workdir, force: bool) ->
         "config": json.loads(config.to_json()),
     }
     previous = checkpointer.read_identity()
+    if previous is not None:  # recomputed, so that a fingerprint's definition may change
+        previous["fingerprint"] = config_lib.fingerprint(
+            ml_collections.ConfigDict(previous["config"])
+        )
     if previous is not None and previous["fingerprint"] != identity["fingerprint"] and not force:
         differing = _differences(previous["config"], identity["config"])
         raise ConfigMismatch(
@@ -375,11 +440,71 @@ def train_and_evaluate(
     force: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train, evaluate every ``eval_every`` steps, test at the best checkpoint; returns summary."""
+    """Train, evaluate every ``eval_every`` steps, test at the best checkpoint; returns summary.
+
+    ``workdir`` (a local path, made absolute here, or ``gs://...``) is held by this process
+    alone for the whole run (:class:`~memjax.workdir_lock.WorkdirLock`); a SIGTERM at any
+    moment saves or stops cleanly (:mod:`memjax.preemption`); a full disk raises
+    :class:`DiskFull` naming the workdir and the last good checkpoint.
+    """
     start_time = time.time()
-    workdir = epath.Path(workdir)
+    with install_preemption_handler() as preemption:
+        workdir = epath.Path(paths.resolve(workdir))
+        _check_multihost(config)
+        check_batch(config, devices_per_step(config.parallel))
+        with WorkdirLock(workdir, take=jax.process_index() == 0):
+            try:
+                return _train_in(config, workdir, preemption, force, progress, start_time)
+            except Exception as error:
+                if _is_disk_full(error):
+                    raise DiskFull(_disk_full_message(error, workdir)) from error
+                raise
+
+
+def _is_disk_full(error: BaseException | None) -> bool:
+    """Whether ENOSPC ("No space left on device") is anywhere in ``error``'s chain."""
+    while error is not None:
+        if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _disk_full_message(error: BaseException, workdir: epath.Path) -> str:
+    steps = complete_checkpoint_steps(workdir / "checkpoints")
+    last = f"step {steps[-1]} ({workdir / 'checkpoints' / str(steps[-1])})" if steps else "none"
+    free = ""
+    if not paths.is_url(str(workdir)):
+        free = f" ({shutil.disk_usage(workdir).free / 2**20:.0f} MiB free now)"
+    return (
+        f"no space left on the device that holds {workdir}{free}: a write into the run "
+        f"failed ({type(error).__name__}). The last good checkpoint is {last}. Free some space "
+        "(or pick a --workdir on a larger disk) and run the same command again to resume."
+    )
+
+
+def complete_checkpoint_steps(directory: epath.Path) -> list[int]:
+    """Steps whose folder Orbax finalised (renamed from its temporary name, metadata written),
+    read from the listing alone, without opening (and cleaning) the directory."""
+    if not directory.exists():
+        return []
+    return sorted(
+        int(p.name)
+        for p in directory.iterdir()
+        if p.name.isdigit() and (p / "_CHECKPOINT_METADATA").exists()
+    )
+
+
+def _train_in(
+    config: ml_collections.ConfigDict,
+    workdir: epath.Path,
+    preemption: Any,
+    force: bool,
+    progress: bool,
+    start_time: float,
+) -> dict[str, Any]:
+    """The run itself, in a held ``workdir`` under an installed preemption watch."""
     workdir.mkdir(parents=True, exist_ok=True)
-    _check_multihost(config)
     mesh = parallel.mesh() if config.parallel == "shard_map" else None
 
     # Task, model, optimiser.
@@ -438,64 +563,61 @@ def train_and_evaluate(
     window_start = time.time()
     bar = _progress(steps_total, step, progress)
 
-    with install_preemption_handler() as preemption:
-        while step < steps_total:
-            batch = _device_batch(next(iterator), config.parallel, mesh)
-            try:
-                params, opt_state, metrics = steps.train(params, opt_state, jnp.int32(step), batch)
-            except jax.errors.JaxRuntimeError as error:
-                if "RESOURCE_EXHAUSTED" in str(error):
-                    raise MemoryError(_oom_message(error, config)) from error
-                raise
-            step += 1
-            window.append((step, metrics))
-            bar.update(1)
-            at_log = step % int(config.train.log_every) == 0 or step == steps_total
-            at_eval = step % int(config.train.eval_every) == 0 or step == steps_total
-            at_save = step % int(config.train.checkpoint_every) == 0 or at_eval
-            stop = preemption.should_stop(step)
-            if at_log or at_save or stop:
-                _check_finite(window)
-            if at_log:
-                elapsed = time.time() - window_start
-                sums = {
-                    k: sum(float(m[k]) for _, m in window) for k in ("loss", "correct", "count")
-                }
-                values = {
-                    "loss": sums["loss"] / max(sums["count"], 1.0),
-                    spec.metric: score(sums, spec),
-                    "lr": float(schedules["decay"](step)),
-                    "grad_norm": float(window[-1][1]["grad_norm"]),
-                    "tokens_per_s": tokens_per_batch * len(window) / max(elapsed, 1e-9),
-                    **_memory_stats(),
-                }
-                log.write(step, values)
-                bar.set_postfix(
-                    loss=f"{values['loss']:.4f}", **{spec.metric: f"{values[spec.metric]:.3f}"}
-                )
-                window, window_start = [], time.time()
-            val_metrics = None
-            if at_eval:
-                sums = evaluate(
-                    steps, params, task, "validation", config, mesh, int(config.train.eval_batches)
-                )
-                val_metrics = {
-                    "val_metric": score(sums, spec),
-                    "val_loss": sums["loss"] / max(sums["count"], 1),
-                }
-                log.write(step, val_metrics)
-            if at_save or stop:
-                save(step, val_metrics, force_save=stop)
-            if at_eval or at_save:
-                window_start = time.time()
-            if stop:
-                checkpointer.wait()
-                print(
-                    f"preempted (SIGTERM): saved step {step} in {workdir}; "
-                    "rerun the same command to resume"
-                )
-                checkpointer.close()
-                return {"step": step, "preempted": True}
+    while step < steps_total:
+        batch = _device_batch(next(iterator), config.parallel, mesh)
+        try:
+            params, opt_state, metrics = steps.train(params, opt_state, jnp.int32(step), batch)
+        except jax.errors.JaxRuntimeError as error:
+            if "RESOURCE_EXHAUSTED" in str(error):
+                raise MemoryError(_oom_message(error, config)) from error
+            raise
+        step += 1
+        window.append((step, metrics))
+        bar.update(1)
+        at_log = step % int(config.train.log_every) == 0 or step == steps_total
+        at_eval = step % int(config.train.eval_every) == 0 or step == steps_total
+        at_save = step % int(config.train.checkpoint_every) == 0 or at_eval
+        stop = preemption.should_stop(step)
+        if at_log or at_save or stop:
+            _check_finite(window, config)
+        if at_log:
+            elapsed = time.time() - window_start
+            sums = {k: sum(float(m[k]) for _, m in window) for k in ("loss", "correct", "count")}
+            values = {
+                "loss": sums["loss"] / max(sums["count"], 1.0),
+                spec.metric: score(sums, spec),
+                "lr": float(schedules["decay"](step)),
+                "grad_norm": float(window[-1][1]["grad_norm"]),
+                "tokens_per_s": tokens_per_batch * len(window) / max(elapsed, 1e-9),
+                **_memory_stats(),
+            }
+            log.write(step, values)
+            bar.set_postfix(
+                loss=f"{values['loss']:.4f}", **{spec.metric: f"{values[spec.metric]:.3f}"}
+            )
+            window, window_start = [], time.time()
+        val_metrics = None
+        if at_eval:
+            sums = evaluate(
+                steps, params, task, "validation", config, mesh, int(config.train.eval_batches)
+            )
+            val_metrics = {
+                "val_metric": score(sums, spec),
+                "val_loss": sums["loss"] / max(sums["count"], 1),
+            }
+            log.write(step, val_metrics)
+        if at_save or stop:
+            save(step, val_metrics, force_save=stop)
+        if at_eval or at_save:
+            window_start = time.time()
+        if stop:
+            checkpointer.wait()
+            print(
+                f"preempted (SIGTERM): saved step {step} in {workdir}; "
+                "rerun the same command to resume"
+            )
+            checkpointer.close()
+            return {"step": step, "preempted": True}
     bar.close()
     checkpointer.wait()
 
@@ -504,8 +626,19 @@ def train_and_evaluate(
         {"params": params, "opt_state": opt_state, "step": np.asarray(0, np.int64)}
     )
     best_params = best_state["params"]
-    best_val = score(evaluate(steps, best_params, task, "validation", config, mesh), spec)
-    test = score(evaluate(steps, best_params, task, "test", config, mesh), spec)
+    interrupted = preemption.interrupted
+    try:
+        best_val = score(
+            evaluate(steps, best_params, task, "validation", config, mesh, 0, interrupted), spec
+        )
+        test = score(evaluate(steps, best_params, task, "test", config, mesh, 0, interrupted), spec)
+    except Preempted:
+        checkpointer.close()
+        print(
+            f"preempted (SIGTERM) during the final evaluation: training finished at step {step} "
+            f"and is saved in {workdir}; rerun the same command to evaluate it"
+        )
+        return {"step": step, "preempted": True}
     summary = {
         "step": step,
         "best_step": best_step,
@@ -528,14 +661,31 @@ def train_and_evaluate(
     return summary
 
 
-def _check_finite(window: list[tuple[int, dict[str, jax.Array]]]) -> None:
+def _check_finite(window: list[tuple[int, dict[str, jax.Array]]], config) -> None:
     for at_step, metrics in window:
         if not math.isfinite(float(metrics["loss"])):
             raise NonFiniteLoss(
                 f"loss is {float(metrics['loss'])} at step {at_step}; training stopped and the "
-                f"last good checkpoint kept. Lower --config.optim.lr or enable clipping "
-                f"(--config.optim.clip_norm=1.0)."
+                f"last good checkpoint kept. {_non_finite_remedies(config)}"
             )
+
+
+def _non_finite_remedies(config) -> str:
+    """What to try after a NaN loss, given what the config already does."""
+    lr = float(config.optim.lr)
+    remedies = [f"a lower learning rate (--config.optim.lr={lr / 3:.3g}; now {lr:g})"]
+    clip = float(config.optim.clip_norm)
+    if clip > 0:
+        remedies.append(f"tighter clipping (--config.optim.clip_norm={clip / 4:g}; now {clip:g})")
+    else:
+        remedies.append("gradient clipping, which is off (--config.optim.clip_norm=1.0)")
+    if int(config.optim.warmup_steps) < int(config.train.steps) // 10:
+        remedies.append(
+            f"a longer warmup (--config.optim.warmup_steps={max(1, int(config.train.steps) // 10)})"
+        )
+    if config.model.dtype != "float32":
+        remedies.append("float32 compute (--config.model.dtype=float32)")
+    return "Try " + ", ".join(remedies) + "."
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -549,8 +699,13 @@ def _progress(total: int, initial: int, enabled: bool):
 def evaluate_workdir(
     workdir: str | Path, split: str = "test", step: int | None = None
 ) -> dict[str, Any]:
-    """Evaluate a run's best (or ``step``'s) checkpoint on ``split``; used by ``memjax eval``."""
-    workdir = epath.Path(workdir)
+    """Evaluate a run's best (or ``step``'s) checkpoint on ``split``; used by ``memjax eval``.
+
+    Reads only: the checkpoints are opened read-only, so a run training in ``workdir`` at the
+    same time is left alone. A best step that is damaged, or that differs from the
+    ``best_step`` the run's ``summary.json`` recorded, is an error, never a silent substitute.
+    """
+    workdir = epath.Path(paths.resolve(workdir))
     config_path = workdir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path} not found: is {workdir} a memjax run directory?")
@@ -562,7 +717,7 @@ def evaluate_workdir(
     params = nnx.to_pure_dict(param_state)
     tx, _ = optim.build(config.optim, int(config.train.steps), model)
     steps = make_steps(graphdef, nnx.to_pure_dict(rest_state), tx, task.spec, config)
-    checkpointer = make_checkpointer(workdir, config, task.spec)
+    checkpointer = make_checkpointer(workdir, config, task.spec, read_only=True)
     abstract = {"params": params, "opt_state": tx.init(params), "step": np.asarray(0, np.int64)}
     restore = (
         checkpointer.restore_best
@@ -570,6 +725,16 @@ def evaluate_workdir(
         else functools.partial(checkpointer.restore, step=step)
     )
     at_step, state, _ = restore(abstract)
+    summary_path = workdir / "summary.json"
+    if step is None and summary_path.exists():
+        recorded = json.loads(summary_path.read_text()).get("best_step")
+        if recorded is not None and recorded != at_step:
+            checkpointer.close()
+            raise CheckpointRestoreError(
+                f"the best checkpoint of {workdir} was step {recorded} ({summary_path}), but "
+                f"the checkpoints now rank step {at_step} best: step {recorded} is missing or "
+                f"damaged. Pass --step {at_step} to evaluate that step instead."
+            )
     sums = evaluate(steps, state["params"], task, split, config, mesh)
     checkpointer.close()
     return {

@@ -120,3 +120,10 @@ def test_bench_measures_each_remat_segment(tmp_path):
     )
     with pytest.raises(ValueError, match="--remat takes non-negative ints"):
         bench.parse_remats("4,x")
+
+
+def test_compile_time_uses_the_memory_options():
+    """``--compile`` builds the memory it is given, options and all (an unknown one is named)."""
+    with pytest.raises(ValueError, match=r"'lstm' has no hyperparameter\(s\) \['nonsense'\]"):
+        bench.model_compile_seconds("lstm:nonsense=1", depth=1, width=8, length=4)
+    assert bench.model_compile_seconds("lstm:bptt=False", depth=1, width=8, length=4) > 0

@@ -16,12 +16,8 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from memjax.checkpoint import (
-    Checkpointer,
-    CheckpointRestoreError,
-    PreemptionHandler,
-    install_preemption_handler,
-)
+from memjax.checkpoint import Checkpointer, CheckpointRestoreError
+from memjax.preemption import PreemptionHandler, install_preemption_handler
 
 # TensorStore may complete a read after Orbax closed the event loop of a failed restore.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -229,8 +225,8 @@ def test_checksum_mismatch_is_the_reason_given(tmp_path, caplog):
     with Checkpointer(tmp_path) as ckpt:
         with pytest.raises(CheckpointRestoreError) as error:
             ckpt.restore(abstract(make_state(0)))
-    assert "step 2: ValueError: checksum mismatch in state:" in str(error.value)
-    assert "step 1: ValueError: checksum mismatch in data_state:" in str(error.value)
+    assert "step 2: IntegrityError: checksum mismatch in state:" in str(error.value)
+    assert "step 1: IntegrityError: checksum mismatch in data_state:" in str(error.value)
 
 
 def test_empty_directory_names_the_directory(tmp_path):
@@ -293,3 +289,62 @@ def test_preemption_handler_sets_flag_and_restores_previous_handler():
         assert signal.getsignal(signal.SIGTERM) is previous
     finally:
         signal.signal(signal.SIGTERM, original)
+
+
+def _failing_restores(monkeypatch, ckpt: Checkpointer, step: int, error: Exception, times: int):
+    """Make reading ``step`` raise ``error`` ``times`` times, then work; returns the call log."""
+    calls = []
+    original = ckpt._restore_step
+
+    def flaky(candidate, abstract_state):
+        calls.append(candidate)
+        if candidate == step and calls.count(step) <= times:
+            raise error
+        return original(candidate, abstract_state)
+
+    monkeypatch.setattr(ckpt, "_restore_step", flaky)
+    monkeypatch.setattr("memjax.checkpoint.RETRY_SECONDS", 0.0)
+    return calls
+
+
+def test_transient_read_error_is_retried_and_deletes_nothing(tmp_path, monkeypatch):
+    with Checkpointer(tmp_path, async_save=False) as ckpt:
+        save_steps(ckpt, [(1, None), (2, None)])
+    network = ValueError("UNAVAILABLE: Error reading gs://bucket/run/2/state: connection reset")
+    with Checkpointer(tmp_path, async_save=False) as ckpt:
+        calls = _failing_restores(monkeypatch, ckpt, 2, network, times=2)
+        step, state, _ = ckpt.restore(abstract(make_state(0)))
+        assert step == 2 and calls == [2, 2, 2]
+        assert_bitwise_equal(state, make_state(2))
+        assert ckpt.all_steps() == [1, 2]
+
+
+def test_persistent_read_error_stops_without_falling_back_or_deleting(tmp_path, monkeypatch):
+    with Checkpointer(tmp_path, async_save=False) as ckpt:
+        save_steps(ckpt, [(1, None), (2, None)])
+    network = ConnectionResetError("connection reset by peer")
+    with Checkpointer(tmp_path, async_save=False) as ckpt:
+        _failing_restores(monkeypatch, ckpt, 2, network, times=99)
+        with pytest.raises(CheckpointRestoreError, match="step 2 .* after 3 attempts.*connection"):
+            ckpt.restore(abstract(make_state(0)))
+        assert ckpt.all_steps() == [1, 2]
+
+
+def test_best_step_emptied_is_an_error_not_a_substitution(tmp_path):
+    with Checkpointer(tmp_path, async_save=False) as ckpt:
+        save_steps(ckpt, [(1, {"val_accuracy": 0.2}), (2, {"val_accuracy": 0.9})])
+    for item in (tmp_path / "2").iterdir():
+        shutil.rmtree(item) if item.is_dir() else item.unlink()
+    with Checkpointer(tmp_path, async_save=False, read_only=True) as ckpt:
+        with pytest.raises(CheckpointRestoreError, match=r"step\(s\) \[2\] .* damaged"):
+            ckpt.restore_best(abstract(make_state(0)))
+
+
+def test_read_only_checkpointer_leaves_a_save_in_progress_alone(tmp_path):
+    with Checkpointer(tmp_path, async_save=False) as ckpt:
+        save_steps(ckpt, [(1, None)])
+    in_progress = tmp_path / "2.orbax-checkpoint-tmp-1700000000"
+    in_progress.mkdir()
+    with Checkpointer(tmp_path, read_only=True) as ckpt:
+        assert ckpt.restore(abstract(make_state(0)))[0] == 1
+    assert in_progress.exists()

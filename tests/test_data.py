@@ -253,3 +253,26 @@ def test_worker_processes_read_each_example_once_per_epoch_and_resume():
     resumed.set_state(state)
     assert [ids(b) for b in resumed] == rest
     assert sorted(sum(rest, [])) == list(range(24))
+
+
+def test_worker_loader_leaves_absl_flags_unparsed(monkeypatch):
+    from absl import flags
+
+    # Start unparsed however earlier tests left absl (monkeypatch restores both afterwards).
+    monkeypatch.setitem(flags.FLAGS.__dict__, "__flags_parsed", False)
+    monkeypatch.setattr(flags.FLAGS["grain_enable_multiprocess_worker_profiling"], "present", 0)
+    run = iter(loader(counting_task(8), global_batch_size=4, num_epochs=1, worker_count=1))
+    assert sorted(sum((ids(b) for b in run), [])) == list(range(8))
+    assert not flags.FLAGS.is_parsed()
+    with pytest.raises(flags.UnparsedFlagAccessError):
+        _ = flags.FLAGS.grain_py_debug_mode  # other flags are still unparsed too
+
+
+def test_pipeline_errors_print_their_own_message_last():
+    import traceback
+
+    run = iter(loader(counting_task(max_length=3), shuffle=False))
+    with pytest.raises(ValueError, match=r"example c/3 of task 'counting'") as info:
+        next(run)
+    printed = "".join(traceback.format_exception(info.value)).strip().splitlines()
+    assert printed[-1].startswith("ValueError: example c/3 of task 'counting' has length 4")

@@ -106,3 +106,14 @@ def test_show_draws_images_and_paired_documents(tmp_path):
     out = io.StringIO()
     data.show("retrieval", n=1, options={"lra_dir": str(tmp_path)}, out=out)
     assert "document 1: first doc\n  document 2: second doc" in out.getvalue()
+
+
+def test_main_reports_an_empty_lra_file_by_name(capsys, tmp_path):
+    folder = tmp_path / "tsv_data"
+    folder.mkdir()
+    for part in ["train", "eval", "test"]:
+        (folder / f"new_aan_pairs.{part}.tsv").write_text("1\ta\tb\tfirst doc\tsecond doc\n")
+    (folder / "new_aan_pairs.test.tsv").write_text("")
+    assert data.main(["show", "retrieval", "--option", f"lra_dir='{tmp_path}'"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {folder / 'new_aan_pairs.test.tsv'}: no rows" in err

@@ -143,7 +143,7 @@ def test_tpu_happy_path_records_every_step_in_order(fake, tmp_path, capsys):
     assert run[-1].endswith(f"exec ../memjax-venv/bin/{remote_command}")
     assert "MEMJAX_COORDINATOR" in run[-1]
     files = [f"{REMOTE}/summary.json", f"{REMOTE}/metrics.jsonl", f"{REMOTE}/config.json"]
-    assert fetch == ["storage", "cp", *files, "runs/mqar-lstm/"]
+    assert fetch == ["storage", "cp", *files, f"{tmp_path / 'runs/mqar-lstm'}/"]
     assert delete == [*TPU, "delete", "mq-lstm", ZONE, "--quiet"]
     summary = json.loads((tmp_path / "runs/mqar-lstm/summary.json").read_text())
     assert summary == {"fetched": f"{REMOTE}/summary.json"}
@@ -177,7 +177,7 @@ def test_gpu_happy_path(fake, tmp_path):
     remote_workdir = "gs://my-bucket/memjax/runs/mq-gpu"
     assert run[-1].endswith(f"--workdir {remote_workdir}")
     assert "MEMJAX_COORDINATOR" not in run[-1]
-    assert fetch[-1] == "runs/mq-gpu/" and fetch[2] == f"{remote_workdir}/summary.json"
+    assert fetch[-1] == f"{Path.cwd() / 'runs/mq-gpu'}/" and fetch[2] == f"{remote_workdir}/summary.json"
     assert delete == ["compute", "instances", "delete", "mq-gpu", zone, "--quiet"]
     assert (tmp_path / "runs/mq-gpu/summary.json").exists()
 
@@ -393,7 +393,7 @@ def test_bad_memjax_command_fails_before_any_gcloud_call(fake, command, expected
 def test_workdir_moves_into_the_bucket(command, remote, local):
     job = launch.make_job("job", command, "gs://b", ROOT)
     assert job.remote_workdir == remote
-    assert job.local_workdir == (None if local is None else Path(local))
+    assert job.local_workdir == (None if local is None else Path(local).absolute())
     if remote is None:
         assert job.command == command
     else:

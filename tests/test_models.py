@@ -106,6 +106,31 @@ def test_dual_encoder_is_symmetric_in_shared_tower():
         model(pair[:, :1], mask[:, :1])
 
 
+def test_dual_encoder_has_no_unused_parameters():
+    """Every parameter gets a gradient from the logits: the tower carries no dead head."""
+    model = models.DualEncoder(
+        "lstm", num_classes=2, d_model=8, depth=1, vocab_size=VOCAB, rngs=nnx.Rngs(0)
+    )
+    pair = jnp.stack([tokens(0), tokens(1)], axis=1)
+    grads = nnx.grad(lambda m: jnp.sum(m(pair) ** 2))(model)
+    flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(grads, nnx.Param)))[0]
+    unused = [jax.tree_util.keystr(path) for path, g in flat if not bool(jnp.any(g != 0))]
+    assert unused == []
+    d, classes = 8, 2
+    shared = budget.param_count(
+        models.SequenceFeatures("lstm", d_model=d, depth=1, vocab_size=VOCAB, rngs=nnx.Rngs(0))
+    )
+    head = 4 * d * d + d + d * classes + classes
+    assert budget.param_count(model) == shared + head
+
+
+@pytest.mark.parametrize("mixer", ["lstm", "lru", "attention"])
+def test_cls_pooling_with_a_causal_memory_is_refused(mixer):
+    with pytest.raises(ValueError, match=rf"pooling='cls' .* causal memory '{mixer}'"):
+        classifier(mixer, pooling="cls")
+    assert classifier(mixer, pooling="cls", bidirectional=True)(tokens()).shape == (BATCH, CLASSES)
+
+
 def test_per_position_head_is_causal_for_recurrent_mixer():
     model = models.PerPositionHead(
         "mingru", num_classes=VOCAB, d_model=8, depth=2, vocab_size=VOCAB, rngs=nnx.Rngs(0)

@@ -280,7 +280,7 @@ def test_lra_speed_ratios_beside_lra_table_2_measured_once(tmp_path, monkeypatch
         grow = length / 128 if variant == "transformer" else 1.0
         return {
             "steps_per_s": steps[variant] / grow,
-            "memory_gb": memory[variant] * grow,
+            "memory_gib": memory[variant] * grow,
             "device": "fake accelerator",
             "length": length,
             "batch": dict(run.overrides)["train.batch_size"],
@@ -314,7 +314,7 @@ def test_measure_speed_times_a_real_training_step():
         0,
     )
     result = tables.measure_speed(run, 2)
-    assert result["steps_per_s"] > 0 and result["memory_gb"] > 0
+    assert result["steps_per_s"] > 0 and result["memory_gib"] > 0
     assert (result["length"], result["batch"]) == (16, 2)
 
 

@@ -228,3 +228,34 @@ def test_missing_lra_files_say_where_and_how(tmp_path):
     message = str(info.value)
     assert str(tmp_path / "nowhere" / "listops-1000" / "basic_val.tsv") in message
     assert "lra_release.gz" in message and "tar xzf" in message and "MEMJAX_LRA_DIR" in message
+
+
+def test_lra_bad_rows_in_any_split_fail_when_the_first_split_is_read(tmp_path):
+    folder = tmp_path / "lra" / "listops-1000"
+    write_lra_listops(folder, n=5)
+    path = folder / "basic_val.tsv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:3], "( [MAX 2 [FOO ) ]\t3", *lines[3:]]) + "\n")
+    task = tasks.get("listops", source="lra", lra_dir=str(tmp_path / "lra"))  # reads no data
+    with pytest.raises(ValueError, match=rf"{path}:4: unknown ListOps tokens \['\[FOO'\]"):
+        task.source("train")
+    path.write_text("\n".join([*lines[:2], "( [MAX 2 7 ) ]\tseven", *lines[2:]]) + "\n")
+    task = tasks.get("listops", source="lra", lra_dir=str(tmp_path / "lra"))
+    with pytest.raises(ValueError, match=rf"{path}:3: Target b'seven'; expected a digit"):
+        task.source("test")
+
+
+def test_lra_empty_files_name_the_file(tmp_path):
+    folder = tmp_path / "lra" / "listops-1000"
+    write_lra_listops(folder, n=5)
+    path = folder / "basic_test.tsv"
+    path.write_text("")
+
+    def test_split():
+        return tasks.get("listops", source="lra", lra_dir=str(tmp_path / "lra")).source("test")
+
+    with pytest.raises(ValueError, match=rf"{path}: empty file; expected the header"):
+        test_split()
+    path.write_text("Source\tTarget\n")
+    with pytest.raises(ValueError, match=rf"{path}: no rows after the header"):
+        test_split()

@@ -223,3 +223,16 @@ def test_cache_renders_each_split_once_with_the_same_images(tmp_path):
     np.testing.assert_array_equal(again[2]["inputs"], lazy[2]["inputs"])
     with pytest.raises(ValueError, match="cache='yes'; expected True or False"):
         tasks.get("pathfinder", cache="yes")
+
+
+def test_lra_problems_in_any_split_fail_when_the_first_split_is_read(tmp_path):
+    base, _ = write_lra_pathfinder(tmp_path)
+    (base / "imgs" / "1" / "sample_9.png").unlink()  # the last test example
+    task = tasks.get("pathfinder", source="lra", lra_dir=str(tmp_path))  # reads no data
+    with pytest.raises(FileNotFoundError, match=r"1.npy:10: image .*sample_9.png listed"):
+        task.source("train")
+    meta = base / "metadata" / "1.npy"
+    meta.write_bytes(meta.read_bytes() + b"imgs/1 sample_\xff.png 3 1\n")
+    task = tasks.get("pathfinder", source="lra", lra_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=rf"{meta}:11: metadata line is not UTF-8 text"):
+        task.source("train")

@@ -82,3 +82,45 @@ def test_missing_files_say_where_and_how(tmp_path):
         task.source("train")
     assert str(tmp_path / "tsv_data" / "new_aan_pairs.train.tsv") in str(info.value)
     assert "lra_release.gz" in str(info.value)
+
+
+def test_empty_files_and_too_few_rows_name_the_file(tmp_path):
+    folder = write_aan(tmp_path)
+    path = folder / "new_aan_pairs.train.tsv"
+    path.write_text("")
+    task = tasks.get("retrieval", lra_dir=str(tmp_path / "lra_release"))
+    with pytest.raises(ValueError, match=rf"{path}: no rows; expected 5 tab-separated fields"):
+        task.source("train")
+    path.write_text("\t".join(ROWS[0]) + "\n")
+    task = tasks.get("retrieval", lra_dir=str(tmp_path / "lra_release"))
+    with pytest.raises(ValueError, match=rf"has 1 examples \(AanPairs\({path}\)\), too few"):
+        data.make_loader(task, "train", global_batch_size=2, seed=0, process_count=2)
+
+
+def test_a_bad_row_in_any_split_fails_when_the_first_split_is_read(tmp_path):
+    folder = write_aan(tmp_path)
+    path = folder / "new_aan_pairs.test.tsv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:3], "2\tA\tB\tx\ty", *lines[3:]]) + "\n")
+    task = tasks.get("retrieval", lra_dir=str(tmp_path / "lra_release"))  # reads no data
+    with pytest.raises(ValueError, match=rf"{path}:4: label b'2'; expected 0 or 1"):
+        data.make_loader(task, "train", global_batch_size=2, seed=0, process_count=1)
+    path.unlink()
+    task = tasks.get("retrieval", lra_dir=str(tmp_path / "lra_release"))
+    with pytest.raises(FileNotFoundError, match=rf"{path}"):
+        task.source("train")
+
+
+def test_errors_raised_inside_grain_print_file_and_line_last(tmp_path):
+    import traceback
+
+    folder = write_aan(tmp_path)
+    task = tasks.get("retrieval", max_length=20, lra_dir=str(tmp_path / "lra_release"))
+    loader = data.make_loader(
+        task, "train", global_batch_size=4, seed=0, shuffle=False, process_count=1
+    )
+    with pytest.raises(ValueError) as info:
+        next(iter(loader))
+    printed = "".join(traceback.format_exception(info.value)).strip().splitlines()
+    where = folder / "new_aan_pairs.train.tsv"
+    assert printed[-1].startswith(f"ValueError: example {where}:1 of task 'retrieval' has length")

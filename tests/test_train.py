@@ -269,6 +269,9 @@ def test_preemption_saves_exits_and_resumes_exactly(tmp_path, monkeypatch):
         def should_stop(self, step):
             return step >= 2
 
+        def interrupted(self):
+            return False
+
         def __enter__(self):
             return self
 

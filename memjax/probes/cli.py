@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from memjax import cells
+from memjax import cells, paths
 from memjax.probes import capacity, gradient, plots, recall, spectra, subjects, task_recall
 from memjax.probes.subjects import Subject
 
@@ -192,7 +192,8 @@ def summary_table(results: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``memjax probe``: write probes.json and the plots into ``--out``; returns the results."""
     args = parse(argv)
-    out = Path(args.out)
+    args.workdir = [paths.resolve(workdir) for workdir in args.workdir]
+    out = Path(paths.resolve(args.out))
     out.mkdir(parents=True, exist_ok=True)
     results = run_probes(args)
     (out / "probes.json").write_text(json.dumps(results, indent=1))

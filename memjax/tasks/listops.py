@@ -31,7 +31,7 @@ import numpy as np
 from memjax.tasks import storage
 from memjax.tasks.checks import check_choice, check_int
 from memjax.tasks.generated import split_sizes
-from memjax.tasks.spec import SPLITS, Task, TaskSpec
+from memjax.tasks.spec import SPLITS, Task, TaskSpec, build_splits_together
 from memjax.tasks.tsv import TsvFile
 from memjax.tasks.vocab import TokenDecoder
 
@@ -149,30 +149,46 @@ class GeneratedListOps:
         return f"GeneratedListOps(cache={self.folder.name}, split={self.split}, size={len(self)})"
 
 
+_LRA_WORDS = {name.encode(): i for i, name in enumerate(NAMES) if i > 0}
+_LRA_SKIPPED = {b"(", b")"}  # LRA's release wraps every pair in parentheses
+_LRA_TARGETS = {str(d).encode(): d for d in range(10)}
+
+
+def _check_lra_row(fields: list[bytes], where: str) -> None:
+    """Raises ValueError naming ``where`` unless the row is a ListOps source and a digit target."""
+    source, target = fields
+    unknown = set(source.split()) - _LRA_SKIPPED - _LRA_WORDS.keys()
+    if unknown:
+        names = sorted(w.decode("utf-8", "replace") for w in unknown)
+        raise ValueError(f"{where}: unknown ListOps tokens {names}; expected {NAMES[1:]}")
+    if target.strip() not in _LRA_TARGETS:
+        raise ValueError(f"{where}: Target {target!r}; expected a digit 0..9")
+
+
 class LraListOps:
-    """One of LRA's ``basic_*.tsv`` files, parsed row by row on access."""
+    """One of LRA's ``basic_*.tsv`` files, parsed row by row on access.
+
+    Opening scans the file once and checks every row (header, two fields, known tokens, a digit
+    target), raising ValueError with ``file:line`` for the first bad one.
+    """
 
     def __init__(self, path: Path):
         if not path.exists():
             raise storage.missing_lra_file(path, "LRA ListOps file")
-        self.file = TsvFile(path, num_columns=2, header=("Source", "Target"))
+        self.file = TsvFile(path, num_columns=2, header=("Source", "Target"), check=_check_lra_row)
 
     def __len__(self) -> int:
         return len(self.file)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        source, target = self.file.row(int(index))
-        where = self.file.where(int(index))
-        words = [w for w in source.decode("utf-8", "replace").split() if w not in ("(", ")")]
-        unknown = sorted({w for w in words if w not in IDS or w == "<pad>"})
-        if unknown:
-            raise ValueError(f"{where}: unknown ListOps tokens {unknown}; expected {NAMES[1:]}")
-        if target.strip() not in [str(d).encode() for d in range(10)]:
-            raise ValueError(f"{where}: Target {target!r}; expected a digit 0..9")
+        fields = self.file.row(int(index))
+        _check_lra_row(fields, self.file.where(int(index)))
+        source, target = fields
+        words = [w for w in source.split() if w not in _LRA_SKIPPED]
         return {
-            "inputs": np.asarray([IDS[w] for w in words], dtype=np.int32),
-            "label": int(target),
-            "id": where,
+            "inputs": np.asarray([_LRA_WORDS[w] for w in words], dtype=np.int32),
+            "label": _LRA_TARGETS[target.strip()],
+            "id": self.file.where(int(index)),
         }
 
     def __repr__(self) -> str:
@@ -212,7 +228,9 @@ def make(
     )
     if source == "lra":
         folder = storage.lra_dir(lra_dir) / "listops-1000"
-        return Task(spec, lambda split: LraListOps(folder / LRA_FILES[split]))
+        return Task(
+            spec, build_splits_together(lambda split: LraListOps(folder / LRA_FILES[split]))
+        )
 
     check_int("seed", seed, 0)
     check_int("min_length", min_length, 0, max_length - 2)

@@ -37,7 +37,7 @@ from memjax.tasks import pathfinder_draw, storage
 from memjax.tasks.checks import check_choice, check_int
 from memjax.tasks.generated import example_rng, split_sizes
 from memjax.tasks.pixels import encode_pixels, pixel_spec_fields
-from memjax.tasks.spec import Task, TaskSpec
+from memjax.tasks.spec import Task, TaskSpec, build_splits_together
 from memjax.tasks.vocab import PixelDecoder
 
 LRA_FOLDERS = {6: "curv_baseline", 9: "curv_contour_length_9", 14: "curv_contour_length_14"}
@@ -149,7 +149,14 @@ def read_metadata(folder: Path) -> list[tuple[str, str, int, str]]:
         raise storage.missing_lra_file(meta / "*.npy", "LRA Pathfinder metadata")
     rows = []
     for path in files:
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path}:{number}: metadata line is not UTF-8 text ({e.reason} at byte "
+                    f"{e.start}: {raw[:80]!r})"
+                ) from None
             if not line.strip():
                 continue
             fields = line.split()
@@ -165,9 +172,17 @@ def read_metadata(folder: Path) -> list[tuple[str, str, int, str]]:
 class LraPathfinder:
     """One split (80/10/10 in metadata order) of an LRA Pathfinder folder."""
 
-    def __init__(self, folder: Path, split: str, resolution: int, pixels: str):
+    def __init__(
+        self,
+        folder: Path,
+        split: str,
+        resolution: int,
+        pixels: str,
+        metadata: list[tuple[str, str, int, str]] | None = None,
+    ):
+        """``metadata``: ``read_metadata(folder)``, when already read (for another split)."""
         self.folder, self.split, self.resolution, self.pixels = folder, split, resolution, pixels
-        rows = read_metadata(folder)
+        rows = read_metadata(folder) if metadata is None else metadata
         n = len(rows)
         bounds = {
             "train": (0, n * 8 // 10),
@@ -243,7 +258,14 @@ def make(
         folder = storage.lra_dir(lra_dir) / f"pathfinder{resolution}" / LRA_FOLDERS[contour_length]
         if not folder.exists():
             raise storage.missing_lra_file(folder, "LRA Pathfinder folder")
-        return Task(spec, lambda split: LraPathfinder(folder, split, resolution, pixels))
+        metadata: list[tuple[str, str, int, str]] = []
+
+        def make_lra_source(split: str) -> LraPathfinder:
+            if not metadata:  # read once for the three splits
+                metadata.extend(read_metadata(folder))
+            return LraPathfinder(folder, split, resolution, pixels, metadata)
+
+        return Task(spec, build_splits_together(make_lra_source))
     check_int("seed", seed, 0)
     if not isinstance(cache, bool):
         raise ValueError(f"cache={cache!r}; expected True or False")

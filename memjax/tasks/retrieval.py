@@ -14,7 +14,7 @@ from typing import Any
 
 from memjax.tasks import storage
 from memjax.tasks.checks import check_int
-from memjax.tasks.spec import Task, TaskSpec
+from memjax.tasks.spec import Task, TaskSpec, build_splits_together
 from memjax.tasks.tsv import TsvFile
 from memjax.tasks.vocab import decode_bytes, encode_bytes
 
@@ -25,13 +25,31 @@ FILES = {
 }
 
 
+def _label(label: bytes, where: str) -> int:
+    try:
+        value = float(label)
+    except ValueError:
+        value = -1.0
+    if value not in (0.0, 1.0):
+        raise ValueError(f"{where}: label {label!r}; expected 0 or 1")
+    return int(value)
+
+
+def _check_row(fields: list[bytes], where: str) -> None:
+    _label(fields[0], where)
+
+
 class AanPairs:
-    """One of LRA's AAN pair files: ``{"inputs1", "inputs2": int32 [n], "label": 0/1, "id"}``."""
+    """One of LRA's AAN pair files: ``{"inputs1", "inputs2": int32 [n], "label": 0/1, "id"}``.
+
+    Opening scans the file once and checks every row (five fields, a 0/1 label), raising
+    ValueError with ``file:line`` for the first bad one.
+    """
 
     def __init__(self, path: Path):
         if not path.exists():
             raise storage.missing_lra_file(path, "LRA retrieval (AAN) file")
-        self.file = TsvFile(path, num_columns=5)
+        self.file = TsvFile(path, num_columns=5, check=_check_row)
 
     def __len__(self) -> int:
         return len(self.file)
@@ -39,16 +57,10 @@ class AanPairs:
     def __getitem__(self, index: int) -> dict[str, Any]:
         label, _, _, text1, text2 = self.file.row(int(index))
         where = self.file.where(int(index))
-        try:
-            value = float(label)
-        except ValueError:
-            value = -1.0
-        if value not in (0.0, 1.0):
-            raise ValueError(f"{where}: label {label!r}; expected 0 or 1")
         return {
             "inputs1": encode_bytes(text1),
             "inputs2": encode_bytes(text2),
-            "label": int(value),
+            "label": _label(label, where),
             "id": where,
         }
 
@@ -71,4 +83,4 @@ def make(*, max_length: int = 4000, lra_dir: str | None = None) -> Task:
         paired=True,
     )
     folder = storage.lra_dir(lra_dir) / "tsv_data"
-    return Task(spec, lambda split: AanPairs(folder / FILES[split]))
+    return Task(spec, build_splits_together(lambda split: AanPairs(folder / FILES[split])))

@@ -94,3 +94,25 @@ class Task:
         if split not in self._sources:
             self._sources[split] = self.make_source(split)
         return self._sources[split]
+
+
+def build_splits_together(build: Callable[[str], Source]) -> Callable[[str], Source]:
+    """A ``Task.make_source`` that builds every split on the first request, the requested first.
+
+    For readers that check their files while building a split (LRA's): a missing file or a
+    malformed row in any split then fails when the task's data is first read, typically the
+    training loader before the first step, not at the first evaluation. ``memjax.tasks.get``
+    itself still touches no data (a task's spec needs none).
+    """
+    built: dict[str, Source] = {}
+
+    def make_source(split: str) -> Source:
+        if not built:
+            sources = {split: build(split)}
+            for other in SPLITS:
+                if other not in sources:
+                    sources[other] = build(other)
+            built.update(sources)  # only once every split has built and passed its checks
+        return built[split]
+
+    return make_source

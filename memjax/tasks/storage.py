@@ -15,22 +15,27 @@ from typing import Any
 
 import numpy as np
 
+from memjax import paths
+
 LRA_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """The memjax data directory: ``explicit``, else $MEMJAX_DATA_DIR, else ~/.cache/memjax."""
-    if explicit is not None:
-        return Path(explicit).expanduser()
-    return Path(os.environ.get("MEMJAX_DATA_DIR", "~/.cache/memjax")).expanduser()
+    """The memjax data directory, absolute: ``explicit``, else $MEMJAX_DATA_DIR, else
+    ~/.cache/memjax."""
+    chosen = (
+        explicit if explicit is not None else os.environ.get("MEMJAX_DATA_DIR", "~/.cache/memjax")
+    )
+    return Path(paths.resolve(chosen))
 
 
 def lra_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """LRA's unpacked release: ``explicit``, else $MEMJAX_LRA_DIR, else <data_dir>/lra_release."""
+    """LRA's unpacked release, absolute: ``explicit``, else $MEMJAX_LRA_DIR, else
+    <data_dir>/lra_release."""
     if explicit is not None:
-        return Path(explicit).expanduser()
+        return Path(paths.resolve(explicit))
     if "MEMJAX_LRA_DIR" in os.environ:
-        return Path(os.environ["MEMJAX_LRA_DIR"]).expanduser()
+        return Path(paths.resolve(os.environ["MEMJAX_LRA_DIR"]))
     return data_dir() / "lra_release"
 
 

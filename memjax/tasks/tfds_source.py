@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from memjax import paths
+
 
 def split_expressions(val_percent: int) -> dict[str, str]:
     """tfds split strings of our three splits.
@@ -64,6 +66,7 @@ class TfdsSource:
         import tensorflow_datasets as tfds
 
         self.name, self.expression, self.convert = name, expression, convert
+        data_dir = None if data_dir is None else paths.resolve(data_dir)
         try:
             self.records: Sequence[dict[str, Any]] = tfds.data_source(
                 name, split=expression, data_dir=data_dir, download=False
