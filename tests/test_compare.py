@@ -9,10 +9,12 @@ from PIL import Image
 from memjax import compare
 
 
-def test_compare_writes_table_json_and_plot(tmp_path, capsys):
+def test_compare_writes_table_json_and_plot(tmp_path, capsys, monkeypatch):
+    """Run as the README runs it, with a relative --out from the user's folder."""
+    monkeypatch.chdir(tmp_path.parent)
     argv = [
         "--out",
-        str(tmp_path),
+        tmp_path.name,
         "--tasks",
         "mqar",
         "--mixers",
@@ -54,3 +56,9 @@ def test_compare_writes_table_json_and_plot(tmp_path, capsys):
     compare.main(argv)
     after = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("summary.json")}
     assert before == after, "a second compare must reuse finished runs"
+
+    other = compare.main([*argv, "--mixers", "lstm", "--steps", "4"])
+    assert len(list((tmp_path / "runs").glob("mqar-lstm-*"))) == 2, "new steps, new run"
+    assert other[0]["test"] == json.loads(
+        next(p for p in (tmp_path / "runs").rglob("summary.json") if p not in before).read_text()
+    )["test_at_best"]

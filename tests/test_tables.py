@@ -149,6 +149,20 @@ PUBLISHED_LRA = {  # as the papers print them (the issue's list), ListOps .. Pat
 }
 
 
+def test_relative_runs_and_out_folders_are_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    workdirs = []
+
+    def fake_train(config, workdir, **kwargs):
+        workdirs.append(str(workdir))
+        write_summary(Path(workdir), 0.5)
+
+    monkeypatch.setattr(train, "train_and_evaluate", fake_train)
+    tables.main(["synthetic", *TINY, "--runs", "r", "--out", "o", "--mixers", "lstm"])
+    assert workdirs and all(w.startswith(f"{tmp_path}/r/") for w in workdirs)
+    assert (tmp_path / "o" / "synthetic.md").read_text().startswith("#")
+
+
 def test_mean_and_std_over_two_seeds_beside_the_published_numbers(tmp_path, monkeypatch):
     plan = tables.Plan("smoke", 2, ("transformer", "lstm"), ())
     (section,) = tables.lra(plan)
