@@ -4,8 +4,8 @@ The trainer installs the watch before it builds anything and keeps it until the 
 written, so a SIGTERM that lands while the task is built, while the first step compiles or during
 the final evaluation is never the default action (death with no message): the run saves at its
 next step boundary, or, after training, stops its evaluation and says how to finish it. The
-``memjax train`` command installs a :class:`PreemptionHandler` before its own imports, and the
-trainer's handler carries over a request that arrived that early.
+``memjax train`` command installs a :class:`PreemptionHandler` before it imports the trainer
+and loads the config, and the trainer's handler carries over a request that arrived that early.
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ class PreemptionHandler:
 
     def __init__(self, callback: Callable[[], None] | None = None) -> None:
         self._callback = callback
+        self.requested = False
         self._previous = signal.signal(signal.SIGTERM, self._handle)
         earlier = getattr(self._previous, "__self__", None)
-        self.requested = isinstance(earlier, PreemptionHandler) and earlier.requested
+        if isinstance(earlier, PreemptionHandler) and earlier.requested:
+            self.requested = True
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True

@@ -19,6 +19,7 @@ import pytest
 from memjax import config as config_lib
 from memjax import paths, train
 from memjax.checkpoint import CheckpointRestoreError
+from memjax.preemption import PreemptionHandler
 from memjax.workdir_lock import WorkdirBusy, WorkdirLock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +101,27 @@ def test_a_second_writer_on_one_workdir_is_refused_naming_the_holder(tmp_path):
     assert train.train_and_evaluate(tiny_config(), tmp_path, progress=False)["step"] == 6
 
 
+def test_two_memjax_train_on_one_workdir_the_second_exits_naming_the_first(tmp_path):
+    command = memjax_command(
+        "train", "--no-progress", "--config", f"{ROOT}/configs/mqar.py:lstm,smoke",
+        "--workdir", str(tmp_path), *TINY_ARGS, "--config.train.steps=100000",
+    )  # fmt: skip
+    first = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        lock = tmp_path / ".memjax.lock"
+        while not (lock.exists() and lock.read_text()):
+            assert time.time() < deadline, "the first run never took the workdir"
+            time.sleep(0.05)
+        second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 1
+    last = second.stderr.strip().splitlines()[-1]
+    assert last.startswith("memjax train: WorkdirBusy: workdir") and f"pid {first.pid}" in last
+
+
 # ----------------------------------------------------------------------------- SIGTERM
 
 
@@ -123,6 +145,15 @@ def test_sigterm_before_training_starts_saves_one_step_and_exits(tmp_path):
     assert process.returncode == 0, out[-3000:]
     assert "preempted (SIGTERM): saved step 1" in out
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_sigterm_caught_by_an_earlier_handler_carries_over():
+    with PreemptionHandler() as early:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert early.requested
+        with PreemptionHandler() as trainer:
+            assert trainer.requested
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_sigterm_during_the_final_evaluation_stops_it_and_a_rerun_finishes(tmp_path, monkeypatch):
