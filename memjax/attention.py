@@ -20,11 +20,15 @@ inputs when it supports the shape; elsewhere XLA's path below ``BLOCKED_FROM`` t
 :func:`memjax.blocked_attention.blocked_attention` (FlashAttention-2 in plain JAX, memory
 ``O(T * block)``) from there on (``implementation`` forces any of the three). Continuing
 from a cache (a ``carry`` argument, or :meth:`Attention.step`) attends over the cached keys plus
-the new ones with an explicit position mask, always on XLA.
+the new ones with an explicit position mask, always on XLA. ``jax.nn.dot_product_attention``
+takes its softmax in float32 whatever the dtype, so float64 inputs take the XLA path as an
+explicit float64 softmax (:func:`attend`) with the same masks.
 
 The carry is the KV cache ``{"k": [*batch, C, N, H], "v": [*batch, C, N, H], "pos": [*batch]}``:
-keys (after RoPE) and values in float32 whatever the compute dtype (a lossless copy of bfloat16
-values, as the recurrent cells keep their state), and ``pos`` (int32), the number of tokens seen.
+keys (after RoPE) and values in float32 for float32 and half-precision inputs (a lossless copy
+of bfloat16 values, as the recurrent cells keep their state) and in float64 for float64 inputs,
+which compute in float64 throughout (parameters promoted, positions and softmax in float64), and
+``pos`` (int32), the number of tokens seen.
 Token ``p`` lives in slot ``p mod C``: ``C = max_length`` for full attention, which never wraps,
 and ``C = window`` for a sliding window, a ring buffer holding the last ``window`` tokens.
 
@@ -41,6 +45,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.extend
@@ -53,8 +58,10 @@ from memjax.cells.base import (
     Carry,
     Memory,
     Params,
+    cast_carry,
     check_carry,
     check_input,
+    compute_params,
     linear_init,
     matmul,
 )
@@ -82,26 +89,27 @@ def rope(x: Array, positions: Array) -> Array:
 
     For odd ``H`` the last feature is left as it is. Rotations keep norms, and
     ``rope(q, p) . rope(k, s)`` depends on ``p - s`` only. ``positions`` broadcasts against
-    ``x.shape[:-2]``; computed in float32, returned in ``x.dtype``.
+    ``x.shape[:-2]``; computed in float32 (float64 for float64 ``x``), returned in ``x.dtype``.
     """
+    dtype = jnp.promote_types(x.dtype, jnp.float32)
     half = x.shape[-1] // 2
-    theta = POSITION_BASE ** (-jnp.arange(half, dtype=jnp.float32) / half)
-    angle = (positions.astype(jnp.float32)[..., None] * theta)[..., None, :]
+    theta = POSITION_BASE ** (-jnp.arange(half, dtype=dtype) / half)
+    angle = (positions.astype(dtype)[..., None] * theta)[..., None, :]
     cos, sin = jnp.cos(angle), jnp.sin(angle)
-    x32 = x.astype(jnp.float32)
+    x32 = x.astype(dtype)
     x1, x2, rest = x32[..., :half], x32[..., half : 2 * half], x32[..., 2 * half :]
     rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], axis=-1)
     return rotated.astype(x.dtype)
 
 
-def sinusoidal(positions: Array, features: int) -> Array:
-    """Sinusoidal positions ``[..., features]`` (Vaswani et al. 2017), float32::
+def sinusoidal(positions: Array, features: int, dtype=jnp.float32) -> Array:
+    """Sinusoidal positions ``[..., features]`` (Vaswani et al. 2017) in ``dtype``::
 
     P[p, 2i] = sin(p / 10000^(2i/d)),   P[p, 2i+1] = cos(p / 10000^(2i/d)).
     """
     feature = jnp.arange(features)
-    frequency = POSITION_BASE ** (-2.0 * (feature // 2) / features)
-    angle = positions.astype(jnp.float32)[..., None] * frequency
+    frequency = POSITION_BASE ** (-2.0 * (feature // 2).astype(dtype) / features)
+    angle = positions.astype(dtype)[..., None] * frequency
     return jnp.where(feature % 2 == 0, jnp.sin(angle), jnp.cos(angle))
 
 
@@ -110,6 +118,61 @@ def slot_positions(pos: Array, size: int) -> Array:
     size]``, the largest ``p < pos`` with ``p = slot (mod size)``; negative for an empty slot."""
     last = pos[:, None] - 1
     return last - jnp.mod(last - jnp.arange(size)[None, :], size)
+
+
+def attend(
+    q: Array,
+    k: Array,
+    v: Array,
+    *,
+    implementation: str | None,
+    mask: Array | None = None,
+    is_causal: bool = False,
+    local_window_size: tuple[int, int] | None = None,
+    query_seq_lengths: Array | None = None,
+    key_value_seq_lengths: Array | None = None,
+) -> Array:
+    """``jax.nn.dot_product_attention`` (same arguments and masks), except for float64 inputs.
+
+    That function takes its softmax in float32 whatever the input dtype; for float64 ``q`` this
+    computes ``softmax(q k^T / sqrt(H)) v`` itself in float64 on XLA, with the same masks (key
+    ``s`` allowed for query ``t`` by ``mask [B, 1 or N, T, S]``, ``s <= t`` if causal,
+    ``t - left <= s <= t + right`` for a window, and the sequence lengths), the same large
+    negative logit for a disallowed pair and zeros at queries past ``query_seq_lengths``.
+    """
+    kwargs = dict(
+        mask=mask,
+        is_causal=is_causal,
+        local_window_size=local_window_size,
+        query_seq_lengths=query_seq_lengths,
+        key_value_seq_lengths=key_value_seq_lengths,
+    )
+    if q.dtype != jnp.float64:
+        return jax.nn.dot_product_attention(q, k, v, implementation=implementation, **kwargs)
+    if implementation not in (None, "xla"):
+        raise ValueError(
+            f"float64 attention runs on XLA only, got implementation={implementation!r}"
+        )
+    time, keys = q.shape[1], k.shape[1]
+    t, s = jnp.arange(time)[:, None], jnp.arange(keys)[None, :]
+    allowed = jnp.ones((1, 1, time, keys), bool)
+    if mask is not None:
+        allowed &= mask
+    if is_causal:
+        allowed &= s <= t
+    if local_window_size is not None:
+        left, right = local_window_size
+        allowed &= (t - left <= s) & (s <= t + right)
+    if key_value_seq_lengths is not None:
+        allowed &= s < key_value_seq_lengths[:, None, None, None]
+    if query_seq_lengths is not None:
+        allowed &= t < query_seq_lengths[:, None, None, None]
+    logits = jnp.einsum("btnh,bsnh->bnts", q, k) / math.sqrt(q.shape[-1])
+    logits = jnp.where(allowed, logits, -0.7 * float(jnp.finfo(jnp.float32).max))
+    out = jnp.einsum("bnts,bsnh->btnh", jax.nn.softmax(logits, axis=-1), v)
+    if query_seq_lengths is not None:
+        out = jnp.where((jnp.arange(time) < query_seq_lengths[:, None])[..., None, None], out, 0)
+    return out
 
 
 def _cuda_available() -> bool:
@@ -155,6 +218,12 @@ class Attention(Memory):
     max_length: int = 2048
     implementation: str | None = None
     name = "attention"
+    table_params = ("positions",)
+
+    @classmethod
+    def width_multiple(cls, **options: Any) -> int:
+        """``heads`` when the head width is ``hidden // heads`` (no explicit ``head_dim``)."""
+        return 1 if options.get("head_dim") is not None else int(options.get("heads", cls.heads))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -251,7 +320,8 @@ class Attention(Memory):
     def _embed(self, params: Params, x: Array, positions: Array) -> Array:
         """``x [B, T, d_in]`` plus absolute positions ``positions [B or 1, T]`` (if any)."""
         if self.positional == "sinusoidal":
-            return x + sinusoidal(positions, x.shape[-1]).astype(x.dtype)
+            dtype = jnp.promote_types(x.dtype, jnp.float32)
+            return x + sinusoidal(positions, x.shape[-1], dtype).astype(x.dtype)
         if self.positional == "learned":
             table = params["positions"]
             return x + jnp.take(table, positions, axis=0, mode="clip").astype(x.dtype)
@@ -296,7 +366,7 @@ class Attention(Memory):
         fresh = (held >= cache["pos"][:, None])[..., None, None]
         index = jnp.clip(held - cache["pos"][:, None], 0, k.shape[1] - 1)[..., None, None]
         take = lambda new, old: jnp.where(
-            fresh, jnp.take_along_axis(new.astype(STATE_DTYPE), index, axis=1), old
+            fresh, jnp.take_along_axis(new.astype(old.dtype), index, axis=1), old
         )
         return {"k": take(k, cache["k"]), "v": take(v, cache["v"]), "pos": pos}
 
@@ -318,7 +388,7 @@ class Attention(Memory):
                 q, k, v, causal=self.causal, key_value_seq_lengths=lengths, **masks
             )
         else:
-            heads = jax.nn.dot_product_attention(
+            heads = attend(
                 q,
                 k,
                 v,
@@ -328,7 +398,7 @@ class Attention(Memory):
                 **masks,
             )
         batch = xs.shape[0]
-        empty = self.initial_carry(params, (batch,))
+        empty = cast_carry(self.initial_carry(params, (batch,)), xs.dtype)
         counts = jnp.full((batch,), time, jnp.int32) if lengths is None else lengths
         return self._output(params, heads, valid), self._write(empty, k, v, counts)
 
@@ -350,9 +420,7 @@ class Attention(Memory):
             allowed &= offset < self.window
         keys = jnp.concatenate([cache["k"].astype(k.dtype), k], axis=1)
         values = jnp.concatenate([cache["v"].astype(v.dtype), v], axis=1)
-        heads = jax.nn.dot_product_attention(
-            q, keys, values, mask=allowed[:, None], implementation="xla"
-        )
+        heads = attend(q, keys, values, mask=allowed[:, None], implementation="xla")
         ys = self._output(params, heads, valid)
         if self.position_limit is not None:
             overflow = valid & (query_pos >= self.position_limit)
@@ -380,6 +448,8 @@ class Attention(Memory):
         directions and ignores it. ``mode`` (any of ``memjax.scan.MODES``) changes nothing.
         """
         _check_choice("mode", mode, MODES)
+        params = compute_params(params, xs.dtype)
+        carry = None if carry is None else cast_carry(carry, xs.dtype)
         batch, time, _ = xs.shape
         if carry is None:
             self._check_capacity(jnp.asarray(time))
@@ -417,6 +487,7 @@ class Attention(Memory):
         check_input(self, params, x_t, name="x_t", min_rank=1)
         check_carry(self, params, carry, x_t.shape[:-1])
         self._check_capacity(carry["pos"] + 1)
+        params, carry = compute_params(params, x_t.dtype), cast_carry(carry, x_t.dtype)
         return self._step(params, carry, x_t)
 
     @functools.partial(jax.jit, static_argnums=0)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 import memjax
 from memjax.cells.base import Cell
-from memjax.scan import MODES, Unroll, resolve_mode, resolve_unroll
+from memjax.scan import MODES, Unroll, resolve_mode, resolve_options, resolve_unroll
 
 
 @dataclasses.dataclass
@@ -174,6 +174,24 @@ def modes_of(text: str, modes: Sequence[str], width: int) -> list[str]:
             continue
         supported.append(mode)
     return supported
+
+
+def option_grid(
+    text: str, mode: str, width: int, unrolls: Sequence[Unroll], remats: Sequence[int]
+) -> list[tuple[Unroll, int]]:
+    """The ``(unroll, remat)`` pairs that memory ``text`` uses in ``mode``: every pair where the
+    scan is sequential; once, with the defaults, where it ignores both (parallel, attention)."""
+    name, hyper = parse_memory(text)
+    memory = memjax.cells.get(name, hidden=width, **hyper)
+    grid = []
+    for unroll in unrolls:
+        for remat in remats:
+            try:
+                resolve_options(memory, mode, unroll=unroll, remat=remat, chunk=None)
+            except ValueError:
+                continue
+            grid.append((unroll, remat))
+    return grid or [("auto", 0)]
 
 
 def flax_functions(cell_name: str, batch: int, length: int, width: int):
@@ -366,8 +384,7 @@ def run(
             )
             for n in names
             for m in modes_of(n, modes, width)
-            for u in unrolls
-            for r in remats
+            for u, r in option_grid(n, m, width, unrolls, remats)
         ]
         entries += [
             (label, functools.partial(BASELINES[label][0], *BASELINES[label][1:], *shape))

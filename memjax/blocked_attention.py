@@ -55,8 +55,9 @@ the loops hold a few float32 tiles ``[B, N, block_q, block_k]`` and the float32 
 Shapes: ``q [B, T, N, H]``, ``k, v [B, S, N, H]``, output ``[B, T, N, H]`` in ``q.dtype``.
 Internally the inputs are transposed to ``[B, N, time, H]`` and zero-padded to whole blocks; the
 padded rows are masked as keys and sliced off as queries. Scores, softmax statistics and all
-accumulators are float32; bfloat16/float16 inputs enter the matmuls as they are (with float32
-accumulation), and probabilities and ``dS`` are cast to the input dtype before their matmuls.
+accumulators are float32 (float64 for float64 inputs, which run in float64 throughout);
+bfloat16/float16 inputs enter the matmuls as they are (with float32 accumulation), and
+probabilities and ``dS`` are cast to the input dtype before their matmuls.
 
 Rows without any allowed key (query padding, or a window/length that leaves a row empty) output
 zeros and pass zero gradients. ``jax.nn.dot_product_attention`` also zeroes query padding, but a
@@ -76,8 +77,19 @@ from jax import lax
 
 Array = jax.Array
 
-DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+DTYPES = (
+    jnp.dtype(jnp.float32),
+    jnp.dtype(jnp.bfloat16),
+    jnp.dtype(jnp.float16),
+    jnp.dtype(jnp.float64),
+)
 ACC = jnp.float32
+"""The accumulator dtype of every input dtype but float64 (see :func:`_acc`)."""
+
+
+def _acc(dtype) -> jnp.dtype:
+    """Scores, statistics and accumulators: float64 for float64 inputs, else :data:`ACC`."""
+    return jnp.dtype(jnp.float64 if jnp.dtype(dtype) == jnp.float64 else ACC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +219,8 @@ def _to_blocks(x: Array, block: int) -> Array:
 
 
 def _dot(spec: str, a: Array, b: Array) -> Array:
-    """An einsum accumulated in float32."""
-    return jnp.einsum(spec, a, b, preferred_element_type=ACC)
+    """An einsum accumulated in float32 (float64 for float64 operands)."""
+    return jnp.einsum(spec, a, b, preferred_element_type=_acc(jnp.result_type(a, b)))
 
 
 def _allowed(q_start: Array, k_start: Array, q_len: Array, kv_len: Array, spec: _Spec) -> Array:
@@ -279,10 +291,11 @@ def _forward_block(
         pv = _dot("bnqk,bnkh->bnqh", p.astype(v.dtype), _block(v, j, spec.block_k))
         return m_new, total, decay[..., None] * acc + pv
 
+    acc = _acc(q.dtype)
     init = (
-        jnp.full(shape, -jnp.inf, ACC),
-        jnp.zeros(shape, ACC),
-        jnp.zeros(q_i.shape, ACC),
+        jnp.full(shape, -jnp.inf, acc),
+        jnp.zeros(shape, acc),
+        jnp.zeros(q_i.shape, acc),
     )
     lo, hi = _key_range(i, q_len, kv_len, spec)
     m, total, acc = lax.fori_loop(lo, hi, step, init)
@@ -299,7 +312,8 @@ def _forward(
     """Output ``[B, N, T', H]`` (float32) and log-sum-exp ``[B, N, T']`` of padded inputs."""
     blocks = q.shape[2] // spec.block_q
     out, lse = lax.map(
-        lambda i: _forward_block(i, q, k, v, q_len, kv_len, spec), jnp.arange(blocks)
+        lambda i: _forward_block(i, q, k, v, q_len, kv_len, spec),
+        jnp.arange(blocks, dtype=jnp.int32),
     )
     batch, heads, time, head_dim = q.shape
     out = jnp.moveaxis(out, 0, 2).reshape(batch, heads, time, head_dim)
@@ -368,18 +382,21 @@ def _attention_bwd(
     """Blocked backward: a scan over key blocks, each looping over the query blocks that see it
     and adding into a full float32 ``dQ`` carried through the scan."""
     q, k, v, out, lse, q_len, kv_len = residuals
-    delta = jnp.sum(d_out.astype(ACC) * out, axis=-1)
+    acc = _acc(q.dtype)
+    delta = jnp.sum(d_out.astype(acc) * out, axis=-1)
     saved = _Saved(q, k, v, d_out, lse, delta, q_len, kv_len)
 
     def key_block(d_q: Array, j: Array) -> tuple[Array, tuple[Array, Array]]:
-        zeros = jnp.zeros((*k.shape[:2], spec.block_k, k.shape[3]), ACC)
+        zeros = jnp.zeros((*k.shape[:2], spec.block_k, k.shape[3]), acc)
         lo, hi = _query_range(j, q_len, kv_len, spec)
         step = lambda i, carry: _backward_block(i, j, carry, saved, spec)
         d_q, d_k, d_v = lax.fori_loop(lo, hi, step, (d_q, zeros, zeros))
         return d_q, (d_k, d_v)
 
     blocks = k.shape[2] // spec.block_k
-    d_q, (d_k, d_v) = lax.scan(key_block, jnp.zeros(q.shape, ACC), jnp.arange(blocks))
+    d_q, (d_k, d_v) = lax.scan(
+        key_block, jnp.zeros(q.shape, acc), jnp.arange(blocks, dtype=jnp.int32)
+    )
     unblock = lambda x: jnp.moveaxis(x, 0, 2).reshape(k.shape).astype(k.dtype)
     return d_q.astype(q.dtype), unblock(d_k), unblock(d_v), None, None
 

@@ -17,6 +17,12 @@ the returned carry is each sequence's state at its last valid step.
 
 Memories that are not recurrences (attention) provide their own ``sequence`` method, which this
 function calls with the same arguments.
+
+Float64 inputs (under ``jax_enable_x64``) are computed in float64 end to end in the sequential,
+parallel and chunked modes and by attention: the parameters are promoted to float64 and the
+state is float64 (complex128), whatever dtype the carry passed in has. The Pallas kernel is
+float32-only, so ``mode="pallas"`` refuses float64 inputs with a ValueError. float32, bfloat16
+and float16 inputs keep a float32 (complex64) state (:func:`memjax.cells.base.state_dtype`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,18 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from memjax.cells.base import Array, Carry, Cell, LinearCell, Memory, Params, check_carry
+from memjax.cells.base import (
+    Array,
+    Carry,
+    Cell,
+    LinearCell,
+    Memory,
+    Params,
+    cast_carry,
+    check_carry,
+    compute_params,
+    state_dtype,
+)
 from memjax.cells.base import check_input as _check_input
 from memjax.cells.base import combine as _combine
 from memjax.kernels import linear_recurrence
@@ -35,6 +52,10 @@ from memjax.kernels import linear_recurrence
 Mode = Literal["auto", "sequential", "parallel", "chunked", "pallas"]
 MODES = ("auto", "sequential", "parallel", "chunked", "pallas")
 Unroll = int | Literal["auto"]
+DEFAULT_CHUNK = 64
+"""Steps per chunk of ``mode="chunked"`` when ``chunk`` is not given."""
+SEQUENTIAL_OPTIONS = ("unroll", "remat")
+"""The options only ``mode="sequential"`` uses (``chunk`` is ``mode="chunked"``'s only one)."""
 ACCELERATOR_UNROLL = 8
 """``unroll="auto"`` off the CPU. Published by issue 7 for an H200 (not yet measured here): an
 empty ``lax.scan`` step costs 7.0 us at unroll 1 and 1.0 us at unroll 8, and a hoisted-input
@@ -91,6 +112,62 @@ def resolve_unroll(unroll: Unroll) -> int:
     if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
         raise ValueError(f"unroll must be a positive int or 'auto', got {unroll!r}")
     return unroll
+
+
+def resolve_options(
+    cell: Memory, mode: str, *, unroll: Unroll, remat: bool | int, chunk: int | None
+) -> str:
+    """The concrete mode of a :func:`scan` call; ValueError for an option it would ignore.
+
+    ``unroll`` and ``remat`` apply only to ``mode="sequential"`` and ``chunk`` only to
+    ``mode="chunked"``; attention uses none of them. Their defaults (``unroll="auto"``,
+    ``remat=False`` or ``0``, ``chunk=None``) are accepted with every mode and memory, since a
+    model passes them on every call; any other value in a mode that does not use it is refused,
+    naming the argument, its value and the mode it needs. ``mode="auto"`` follows the options
+    it is given: an explicit ``unroll`` or ``remat`` selects "sequential", an explicit
+    ``chunk`` selects "chunked" (refused for a cell without a chunked form, or together with
+    ``unroll`` / ``remat``); otherwise it resolves as :func:`resolve_mode` says.
+    """
+    explicit = {}
+    if unroll != "auto":
+        explicit["unroll"] = unroll
+    if remat:  # True or a positive number of steps; False and 0 mean off
+        explicit["remat"] = remat
+    if chunk is not None:
+        explicit["chunk"] = chunk
+    given = lambda name: f"{name}={explicit[name]!r}"
+    if not isinstance(cell, Cell):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        for name in explicit:
+            default = {"unroll": "'auto'", "remat": "False", "chunk": "None"}[name]
+            raise ValueError(
+                f"{given(name)} applies only to recurrent cells; {type(cell).__name__} "
+                f"({cell.name!r}) runs its own full pass and uses no {name}. Expected "
+                f"{name}={default} (the default)."
+            )
+        return mode
+    sequential = [name for name in SEQUENTIAL_OPTIONS if name in explicit]
+    if mode == "auto" and sequential and "chunk" in explicit:
+        raise ValueError(
+            f"{given(sequential[0])} applies only to mode='sequential' and {given('chunk')} "
+            "only to mode='chunked'; got both with mode='auto'. Expected one of them."
+        )
+    if mode == "auto" and "chunk" in explicit and not has_chunked_form(cell):
+        raise ValueError(
+            f"{given('chunk')} applies only to mode='chunked', and {type(cell).__name__} "
+            f"({cell.name!r}) has no chunked form; expected chunk=None (the default)"
+        )
+    if mode == "auto" and sequential:
+        mode = "sequential"
+    elif mode == "auto" and "chunk" in explicit:
+        mode = "chunked"
+    concrete = resolve_mode(cell, mode)
+    for name in explicit:
+        needs = "chunked" if name == "chunk" else "sequential"
+        if concrete != needs:
+            raise ValueError(f"{given(name)} applies only to mode={needs!r}; got mode={mode!r}")
+    return concrete
 
 
 def has_chunked_form(cell: Memory) -> bool:
@@ -252,51 +329,82 @@ def scan(
     reverse: bool = False,
     unroll: Unroll = "auto",
     remat: bool | int = False,
-    chunk: int = 64,
+    chunk: int | None = None,
 ) -> tuple[Array, Carry]:
     """Run ``cell`` over ``xs [batch, time, d_in]``; returns ``(ys [batch, time, hidden], carry)``.
 
     Args:
       cell: any registered memory.
       params: the cell's parameter pytree.
-      xs: inputs, floating point, ``[batch, time, d_in]``.
+      xs: inputs, floating point, ``[batch, time, d_in]``. Float64 inputs compute in float64
+        throughout (state float64 / complex128, parameters promoted); any other float keeps a
+        float32 (complex64) state.
       mode: "sequential" (``lax.scan``), "parallel" (``lax.associative_scan``, linear cells
         only), "pallas" (the Pallas kernel :func:`memjax.kernels.linear_recurrence`, linear
-        cells only; Triton on GPUs, interpret mode elsewhere), "chunked" or "auto" (see
-        :func:`resolve_mode`; it never picks "pallas" until the kernel is measured on a GPU).
+        cells only; Triton on GPUs, interpret mode elsewhere; float32 only: float64 inputs
+        raise ValueError), "chunked" or "auto" (see :func:`resolve_mode`; it never picks
+        "pallas" until the kernel is measured on a GPU).
       mask: ``[batch, time]`` bool, True on valid steps, padding at the end. Padded outputs are
         zero and the returned carry is the state at each sequence's last valid step.
       carry: state to continue from (default ``cell.initial_carry``); running a sequence in two
-        halves with the first half's carry equals running it whole.
+        halves with the first half's carry equals running it whole. Its floating leaves are cast
+        to the state dtype of ``xs``, and the returned carry has that dtype.
       reverse: run from each sequence's last valid step back to its first; outputs are returned
         in the original time order.
-      unroll: ``lax.scan`` unroll factor (sequential mode), or "auto" (see
+      unroll: ``lax.scan`` unroll factor (sequential mode only), or "auto" (see
         :func:`resolve_unroll`).
-      remat: rematerialise in the backward pass to save memory (sequential mode): an int ``K``
-        keeps the state every ``K`` steps and recomputes the steps in between (``jax.checkpoint``
-        over segments of ``K`` steps), True means ``K = ceil(sqrt(time))``, False keeps every
-        step's residuals.
-      chunk: steps per chunk in "chunked" mode (cells with a chunked form, linear attention:
-        quadratic inside a chunk, recurrent across chunks).
+      remat: rematerialise in the backward pass to save memory (sequential mode only): an int
+        ``K`` keeps the state every ``K`` steps and recomputes the steps in between
+        (``jax.checkpoint`` over segments of ``K`` steps), True means ``K = ceil(sqrt(time))``,
+        False (or 0) keeps every step's residuals.
+      chunk: steps per chunk in "chunked" mode only (cells with a chunked form, linear
+        attention: quadratic inside a chunk, recurrent across chunks); None means
+        :data:`DEFAULT_CHUNK`.
+
+    Valid combinations (see :func:`resolve_options`); a non-default option in a mode that does
+    not use it raises ValueError instead of being ignored::
+
+        mode            unroll    remat    chunk    memories
+        "sequential"    yes       yes      -        every recurrent cell
+        "parallel"      -         -        -        linear cells
+        "pallas"        -         -        -        linear cells
+        "chunked"       -         -        yes      cells with a chunked form (linear attention)
+        "auto"          -> "sequential" if unroll or remat is given, -> "chunked" if chunk is
+                        given, else :func:`resolve_mode`
+        any mode        -         -        -        attention (one full pass; mode is ignored)
+
+    The defaults ``unroll="auto"``, ``remat=False`` / ``0`` and ``chunk=None`` are accepted in
+    every row, so a model may pass them on every call.
     """
     if jnp.ndim(xs) != 3:
         raise ValueError(f"xs must have shape [batch, time, features], got shape {jnp.shape(xs)}")
     _check_input(cell, params, xs, name="xs", min_rank=3)
     batch, time, _ = xs.shape
     mask = check_mask(mask, batch, time)
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
-    unroll = resolve_unroll(unroll)
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive int or None, got {chunk!r}")
+    resolve_unroll(unroll)
     if not isinstance(remat, int) or (not isinstance(remat, bool) and remat < 0):
         raise ValueError(f"remat must be a bool or a non-negative int of steps, got {remat!r}")
     if carry is not None:
         check_carry(cell, params, carry, (batch,))
+    concrete_mode = resolve_options(cell, mode, unroll=unroll, remat=remat, chunk=chunk)
+    if concrete_mode == "pallas" and state_dtype(xs.dtype) == jnp.float64:
+        raise ValueError(
+            "mode='pallas' runs the Pallas kernel memjax.kernels.linear_recurrence, which "
+            "computes in float32 / complex64 only; got float64 xs. Expected mode='parallel' "
+            "or 'sequential' (both compute float64 inputs in float64), or float32 xs."
+        )
+    unroll = resolve_unroll(unroll)
+    chunk = DEFAULT_CHUNK if chunk is None else chunk
+    params = compute_params(params, xs.dtype)
+    if carry is not None:
+        carry = cast_carry(carry, xs.dtype)
     if not isinstance(cell, Cell):
         return cell.sequence(params, xs, mask=mask, carry=carry, reverse=reverse, mode=mode)
 
-    concrete_mode = resolve_mode(cell, mode)
     if carry is None:
-        carry = cell.initial_carry(params, (batch,))
+        carry = cast_carry(cell.initial_carry(params, (batch,)), xs.dtype)
     if reverse:
         xs = reverse_valid(xs, mask)
     if concrete_mode == "sequential":

@@ -127,3 +127,15 @@ def test_compile_time_uses_the_memory_options():
     with pytest.raises(ValueError, match=r"'lstm' has no hyperparameter\(s\) \['nonsense'\]"):
         bench.model_compile_seconds("lstm:nonsense=1", depth=1, width=8, length=4)
     assert bench.model_compile_seconds("lstm:bptt=False", depth=1, width=8, length=4) > 0
+
+
+def test_unroll_and_remat_are_measured_only_where_the_scan_uses_them():
+    rows = bench.run(
+        ["lru"], batch=2, lengths=[4], width=4, repeats=1,
+        modes=["sequential", "parallel"], unrolls=[1, 2], remats=[0, 2],
+    )  # fmt: skip
+    labels = sorted({row.name for row in rows})
+    sequential = [label for label in labels if "mode=sequential" in label]
+    parallel = [label for label in labels if "mode=parallel" in label]
+    assert len(sequential) == 4, labels
+    assert parallel == ["memjax lru mode=parallel unroll=auto remat=0"], labels

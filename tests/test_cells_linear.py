@@ -328,7 +328,8 @@ def test_chunked_form_equals_sequential_scan(decay, time):
     carry = jax.random.normal(jax.random.key(9), cell.initial_carry(params, (2,)).shape)
 
     def run(mode, p):
-        return memjax.scan(cell, p, xs, mode=mode, mask=mask, carry=carry, chunk=16)
+        chunk = 16 if mode == "chunked" else None  # chunk only applies to mode="chunked"
+        return memjax.scan(cell, p, xs, mode=mode, mask=mask, carry=carry, chunk=chunk)
 
     want, got = run("sequential", params), run("chunked", params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, atol=2e-5, rtol=2e-5), want, got)

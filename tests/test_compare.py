@@ -59,6 +59,5 @@ def test_compare_writes_table_json_and_plot(tmp_path, capsys, monkeypatch):
 
     other = compare.main([*argv, "--mixers", "lstm", "--steps", "4"])
     assert len(list((tmp_path / "runs").glob("mqar-lstm-*"))) == 2, "new steps, new run"
-    assert other[0]["test"] == json.loads(
-        next(p for p in (tmp_path / "runs").rglob("summary.json") if p not in before).read_text()
-    )["test_at_best"]
+    (new_summary,) = [p for p in (tmp_path / "runs").rglob("summary.json") if p not in before]
+    assert other[0]["test"] == json.loads(new_summary.read_text())["test_at_best"]

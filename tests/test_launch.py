@@ -177,7 +177,8 @@ def test_gpu_happy_path(fake, tmp_path):
     remote_workdir = "gs://my-bucket/memjax/runs/mq-gpu"
     assert run[-1].endswith(f"--workdir {remote_workdir}")
     assert "MEMJAX_COORDINATOR" not in run[-1]
-    assert fetch[-1] == f"{Path.cwd() / 'runs/mq-gpu'}/" and fetch[2] == f"{remote_workdir}/summary.json"
+    assert fetch[-1] == f"{Path.cwd() / 'runs/mq-gpu'}/"
+    assert fetch[2] == f"{remote_workdir}/summary.json"
     assert delete == ["compute", "instances", "delete", "mq-gpu", zone, "--quiet"]
     assert (tmp_path / "runs/mq-gpu/summary.json").exists()
 

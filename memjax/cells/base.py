@@ -18,8 +18,12 @@ Cells whose update is linear in the state (:class:`LinearCell`) express it as th
 ``s_t = a_t * s_{t-1} + b_t`` (elementwise, ``a_t`` broadcastable to ``s_t``), which composes
 associatively and so also runs as a parallel scan.
 
-The recurrent state is always kept in float32 (complex64 for complex recurrences) whatever the
-compute dtype; inputs and parameters are cast to the dtype of ``x`` for the matmuls.
+The recurrent state is kept in float32 (complex64 for complex recurrences) for float32,
+bfloat16 and float16 inputs; inputs and parameters are cast to the dtype of ``x`` for the
+matmuls. Float64 inputs (with ``jax_enable_x64``) are computed in float64 end to end: the state
+is float64 (complex128), the parameters are promoted to float64 and the matmuls run in float64
+(:func:`state_dtype`, :func:`compute_params`, :func:`cast_carry`). ``initial_carry`` always
+builds the float32 state; :func:`memjax.scan` and ``step`` cast it to the inputs' state dtype.
 """
 
 from __future__ import annotations
@@ -39,6 +43,55 @@ Pre = Any
 Array = jax.Array
 
 STATE_DTYPE = jnp.float32
+"""The state dtype of float32, bfloat16 and float16 inputs (see :func:`state_dtype`)."""
+
+
+def state_dtype(dtype: Any) -> jnp.dtype:
+    """The real state (and accumulation) dtype for inputs of ``dtype``: float64 for float64
+    inputs, float32 (:data:`STATE_DTYPE`) for every narrower float."""
+    return jnp.dtype(jnp.float64 if jnp.dtype(dtype) == jnp.float64 else STATE_DTYPE)
+
+
+def complex_state_dtype(dtype: Any) -> jnp.dtype:
+    """The complex state dtype for inputs of ``dtype``: complex128 for float64, else complex64."""
+    return jnp.dtype(jnp.complex128 if state_dtype(dtype) == jnp.float64 else jnp.complex64)
+
+
+def _cast_leaf(leaf: Any, dtype: Any) -> Any:
+    """A floating (complex) leaf cast to the real (complex) state dtype of ``dtype``; any other
+    leaf (integers, e.g. a cache position) as it is."""
+    leaf_dtype = jnp.result_type(leaf)
+    if jnp.issubdtype(leaf_dtype, jnp.complexfloating):
+        return jnp.asarray(leaf, complex_state_dtype(dtype))
+    if jnp.issubdtype(leaf_dtype, jnp.floating):
+        return jnp.asarray(leaf, state_dtype(dtype))
+    return leaf
+
+
+def cast_carry(carry: Carry, dtype: Any) -> Carry:
+    """``carry`` with every floating leaf in the state dtype of inputs of ``dtype`` (float64 /
+    complex128 for float64 inputs, float32 / complex64 otherwise)."""
+    return jax.tree.map(lambda leaf: _cast_leaf(leaf, dtype), carry)
+
+
+def compute_params(params: Params, dtype: Any) -> Params:
+    """The parameters a memory computes with for inputs of ``dtype``.
+
+    Float64 inputs promote every floating leaf to float64 (complex to complex128), so that
+    nothing in the pass rounds to float32. For narrower inputs float64 leaves (``init`` under
+    ``jax_enable_x64``) come down to float32 and the rest stay as they are: the float32 path of
+    the default configuration is unchanged.
+    """
+    if state_dtype(dtype) == jnp.float64:
+        return cast_carry(params, dtype)
+
+    def narrow(leaf: Any) -> Any:
+        leaf_dtype = jnp.result_type(leaf)
+        if leaf_dtype in (jnp.dtype(jnp.float64), jnp.dtype(jnp.complex128)):
+            return _cast_leaf(leaf, dtype)
+        return leaf
+
+    return jax.tree.map(narrow, params)
 
 
 def check_input(memory: Memory, params: Params, x: Array, *, name: str, min_rank: int) -> None:
@@ -76,13 +129,14 @@ def linear_init(key: Array, d_in: int, d_out: int, scale: float = 1.0) -> Array:
 
 
 def matmul(x: Array, w: Array) -> Array:
-    """``x @ w`` computed in ``x``'s dtype (weights cast down), accumulated in float32.
+    """``x @ w`` computed in ``x``'s dtype (weights cast to it), accumulated in float32 for
+    half-precision ``x`` and in ``x``'s own dtype for float32 and float64.
 
     A float32 product is left as a plain matmul: asking XLA's CPU backend for an explicit
-    float32 accumulator makes it leave its fast matmul kernel.
+    float32 accumulator makes it leave its fast matmul kernel. A float64 product stays float64.
     """
-    if x.dtype == jnp.float32:
-        return jnp.matmul(x, w.astype(jnp.float32))
+    if x.dtype in (jnp.float32, jnp.float64):
+        return jnp.matmul(x, w.astype(x.dtype))
     return jnp.matmul(x, w.astype(x.dtype), preferred_element_type=jnp.float32)
 
 
@@ -99,6 +153,18 @@ class Memory(abc.ABC):
     recurrence_params: ClassVar[tuple[str, ...]] = ()
     """Top-level parameter keys that set the recurrence itself (eigenvalues, step sizes); the
     trainer gives them their own learning rate and no weight decay, as S5 and LRU do."""
+    table_params: ClassVar[tuple[str, ...]] = ()
+    """Top-level parameter keys that are lookup tables (learned positions): no weight decay,
+    like the token embedding."""
+
+    @classmethod
+    def width_multiple(cls, **options: Any) -> int:
+        """``hidden`` must be a multiple of this under ``options`` (1: any width will do).
+
+        Budget searches (:func:`memjax.budget.width_for_budget`) probe only such widths.
+        """
+        del options
+        return 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.hidden, int) or isinstance(self.hidden, bool) or self.hidden < 1:
@@ -158,6 +224,7 @@ class Cell(Memory):
     def step(self, params: Params, carry: Carry, x_t: Array) -> tuple[Carry, Array]:
         check_input(self, params, x_t, name="x_t", min_rank=1)
         check_carry(self, params, carry, x_t.shape[:-1])
+        params, carry = compute_params(params, x_t.dtype), cast_carry(carry, x_t.dtype)
         pre = self.prepare(params, x_t)
         carry, h = self.recur(params, carry, pre)
         return carry, self.readout(params, h, pre).astype(x_t.dtype)

@@ -12,7 +12,8 @@ Every exponent is a sum of log-decays over steps that lie between ``s`` and ``t`
 ``<= 0`` and nothing overflows. The first term is one batched contraction over all chunks at
 once (``O(T C d_k)`` work and memory); only the ``T / C`` state updates run in a ``lax.scan``,
 instead of ``T`` rank-1 updates of a ``d_k x d_v`` matrix. Padded steps enter with ``k = 0`` and
-``log alpha = 0``, which leaves the state unchanged.
+``log alpha = 0``, which leaves the state unchanged. Everything is computed in float32, or in
+float64 for float64 ``q`` (:func:`memjax.cells.base.state_dtype`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from memjax.cells.base import STATE_DTYPE, Array
+from memjax.cells.base import Array, state_dtype
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -42,7 +43,8 @@ def chunked_linear_attention(
     valid = mask[..., None, None]
     k = jnp.where(valid, k, 0.0)
     log_alpha = jnp.where(valid, log_alpha, 0.0)
-    q, k, v, log_alpha = (_to_chunks(x.astype(STATE_DTYPE), chunk) for x in (q, k, v, log_alpha))
+    dtype = state_dtype(q.dtype)
+    q, k, v, log_alpha = (_to_chunks(x.astype(dtype), chunk) for x in (q, k, v, log_alpha))
     g = jnp.cumsum(log_alpha, axis=2)  # [B, N, C, H, d_k]
 
     causal = jnp.tril(jnp.ones((chunk, chunk), bool))[:, :, None, None]  # [C_t, C_s, 1, 1]
@@ -66,7 +68,7 @@ def chunked_linear_attention(
         return jnp.exp(last_c)[..., None] * s + update, inter
 
     chunk_major = [jnp.swapaxes(x, 0, 1) for x in (q_in, k_out, v, last)]
-    state, inter = jax.lax.scan(across, state.astype(STATE_DTYPE), chunk_major)
+    state, inter = jax.lax.scan(across, state.astype(dtype), chunk_major)
     out = intra + jnp.swapaxes(inter, 0, 1)
     out = out.reshape(out.shape[0], -1, *out.shape[3:])[:, :time]
     return out, state

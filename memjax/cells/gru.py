@@ -51,7 +51,7 @@ class GRU(Cell):
         return (matmul(x, params["w_i"]) + params["b_i"]).astype(x.dtype)
 
     def recur(self, params: Params, carry: Array, pre: Array) -> tuple[Array, Array]:
-        r_i, z_i, n_i = jnp.split(pre.astype(STATE_DTYPE), 3, axis=-1)
+        r_i, z_i, n_i = jnp.split(pre.astype(carry.dtype), 3, axis=-1)
         r_h, z_h, n_h = jnp.split(matmul(carry.astype(pre.dtype), params["w_h"]), 3, axis=-1)
         r = jax.nn.sigmoid(r_i + r_h)
         z = jax.nn.sigmoid(z_i + z_h)

@@ -26,7 +26,8 @@ Weights ``W_q, W_k, W_a [d_in, H d_k]``, ``W_v, W_g [d_in, H d_v]``, ``W_o [H d_
 (LeCun normal), ``b_a [H d_k]`` (zeros); ``W_a, b_a`` exist only for ``decay="gated"`` and
 ``W_g`` only with ``output_gate``. The input projections are one matmul over all steps; ``q, k,
 v`` are kept in the compute dtype, ``alpha`` in float32. The state ``S`` is float32 and the
-sequential scan emits ``o_t`` inside the loop, never holding all ``S_t``.
+sequential scan emits ``o_t`` inside the loop, never holding all ``S_t``. Float64 inputs keep
+``alpha``, ``S`` and every product in float64.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from memjax.cells.base import STATE_DTYPE, Array, LinearCell, Params, matmul
+from memjax.cells.base import STATE_DTYPE, Array, LinearCell, Params, matmul, state_dtype
 from memjax.cells.chunked_linear_attention import chunked_linear_attention
 from memjax.cells.registry import register
 
@@ -48,9 +50,9 @@ DECAYS = ("none", "fixed", "gated")
 NORM_EPS = 1e-5
 
 
-def retnet_decays(heads: int) -> Array:
+def retnet_decays(heads: int, dtype=STATE_DTYPE) -> Array:
     """RetNet's fixed per-head decays ``gamma_h = 1 - 2^(-5 - h)``, ``h = 0..heads-1``."""
-    return 1.0 - 2.0 ** (-5.0 - jnp.arange(heads, dtype=STATE_DTYPE))
+    return 1.0 - 2.0 ** (-5.0 - jnp.arange(heads, dtype=dtype))
 
 
 @register
@@ -77,6 +79,12 @@ class LinearAttention(LinearCell):
     output_gate: bool = False
     name = "linear_attention"
     prefers_parallel = False
+
+    @classmethod
+    def width_multiple(cls, **options: Any) -> int:
+        """``heads`` unless both per-head sizes are given explicitly."""
+        explicit = options.get("key_size") is not None and options.get("value_size") is not None
+        return 1 if explicit else int(options.get("heads", cls.heads))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -162,19 +170,22 @@ class LinearAttention(LinearCell):
         return pre
 
     def elements(self, params: Params, pre: dict[str, Array]) -> tuple[Array, Array]:
-        """``a [..., H, d_k or 1, 1]`` float32 and ``b = k v^T [..., H, d_k, d_v]`` float32."""
-        k, v = pre["k"].astype(STATE_DTYPE), pre["v"].astype(STATE_DTYPE)
+        """``a [..., H, d_k or 1, 1]`` and ``b = k v^T [..., H, d_k, d_v]``, float32 (float64
+        for float64 inputs)."""
+        dtype = state_dtype(pre["v"].dtype)
+        k, v = pre["k"].astype(dtype), pre["v"].astype(dtype)
         if self.decay == "gated":
-            a = pre["alpha"][..., None]
+            a = pre["alpha"][..., None].astype(dtype)
         else:
-            a = jnp.broadcast_to(self._head_decays()[:, None, None], (*k.shape[:-1], 1, 1))
+            decays = self._head_decays(dtype)[:, None, None]
+            a = jnp.broadcast_to(decays, (*k.shape[:-1], 1, 1))
         return a, k[..., :, None] * v[..., None, :]
 
-    def _head_decays(self) -> Array:
+    def _head_decays(self, dtype=STATE_DTYPE) -> Array:
         """The data-independent decay of each head, ``[H]``: RetNet's for "fixed", else 1."""
         if self.decay == "fixed":
-            return retnet_decays(self.heads)
-        return jnp.ones((self.heads,), STATE_DTYPE)
+            return retnet_decays(self.heads, dtype)
+        return jnp.ones((self.heads,), dtype)
 
     @property
     def prefers_chunked(self) -> bool:
@@ -190,12 +201,13 @@ class LinearAttention(LinearCell):
             log_alpha = jnp.log(pre["alpha"])
         else:
             shape = (*pre["k"].shape[:-1], 1)
-            log_alpha = jnp.broadcast_to(jnp.log(self._head_decays())[:, None], shape)
+            decays = self._head_decays(state_dtype(pre["v"].dtype))
+            log_alpha = jnp.broadcast_to(jnp.log(decays)[:, None], shape)
         return chunked_linear_attention(pre["q"], pre["k"], pre["v"], log_alpha, carry, mask, chunk)
 
     def emit(self, params: Params, state: Array, pre: dict[str, Array]) -> Array:
-        """``o_t = S_t^T q_t``, ``[..., H, d_v]`` float32."""
-        q = pre["q"].astype(STATE_DTYPE)
+        """``o_t = S_t^T q_t``, ``[..., H, d_v]`` in the state's dtype."""
+        q = pre["q"].astype(state.dtype)
         return jnp.einsum("...kv,...k->...v", state, q, precision=jax.lax.Precision.HIGHEST)
 
     def readout(self, params: Params, h: Array, pre: dict[str, Array]) -> Array:

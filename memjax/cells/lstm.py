@@ -57,7 +57,7 @@ class LSTM(Cell):
         return (matmul(x, params["w_i"]) + params["b"]).astype(x.dtype)
 
     def recur(self, params: Params, carry: dict, pre: Array) -> tuple[dict, Array]:
-        gates = pre.astype(STATE_DTYPE) + matmul(carry["h"].astype(pre.dtype), params["w_h"])
+        gates = pre.astype(carry["h"].dtype) + matmul(carry["h"].astype(pre.dtype), params["w_h"])
         i, f, g, o = gate_activations(gates)
         c = f * carry["c"] + i * g
         h = o * jnp.tanh(c)

@@ -5,7 +5,8 @@ Forward, for ``t = 1..T`` (``pre_t = x_t W_i + b`` computed before the loop)::
     z_t = pre_t + h_{t-1} W_h,     i, f, o = sigmoid(z_i, z_f, z_o),   g = tanh(z_g)
     c_t = f c_{t-1} + i g,         h_t = o tanh(c_t)
 
-(at a padded step ``c_t = c_{t-1}``, ``h_t = h_{t-1}``). All four activations come from one
+(at a padded step ``c_t = c_{t-1}``, ``h_t = h_{t-1}``). The gates and the state are computed
+in the state's dtype (float32, or float64 for float64 inputs). All four activations come from one
 logistic over the whole ``[B, 4H]`` gate vector, using ``tanh(x) = 2 sigmoid(2x) - 1`` for
 ``g`` (see :func:`gate_activations` for why). Backward, for ``t = T..1``, with
 ``dh = dy_t + dh_{t}`` and ``dc = dc_{t}`` arriving from step ``t + 1``::
@@ -28,7 +29,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from memjax.cells.base import STATE_DTYPE, Array, matmul
+from memjax.cells.base import Array, matmul
 
 
 def gate_activations(z: Array) -> tuple[Array, Array, Array, Array]:
@@ -58,7 +59,7 @@ def _steps(
     def body(state, inputs):
         h, c = state
         pre_t, valid = inputs
-        z = pre_t.astype(STATE_DTYPE) + matmul(h.astype(pre.dtype), w_h)
+        z = pre_t.astype(h.dtype) + matmul(h.astype(pre.dtype), w_h)
         i, f, g, o = gate_activations(z)
         c_new = f * c + i * g
         tanh_c = jnp.tanh(c_new)

@@ -12,11 +12,13 @@ Both drop the state from the gates, so every gate is input-only and the update i
     y_t = h_t
 
 Shapes: ``W [d_in, G hidden]``, ``b [G hidden]`` (``G`` = 2 or 3 gate blocks, in the order
-above), ``h_t [*batch, hidden]`` float32. Both cells are ``h_t = a_t * h_{t-1} + b_t`` with
-``a_t = sigmoid(l_t)`` and ``b_t = sigmoid(-l_t) * h~`` for a forget logit ``l_t``: ``-k_z``
-for minGRU and ``log f - log i = log_sigmoid(k_f) - log_sigmoid(k_i)`` for minLSTM, so the
-normalised gates are computed without dividing and sum to one. Gates are kept in float32
-whatever the compute dtype: a decay rounded to bfloat16 forgets far too fast.
+above), ``h_t [*batch, hidden]`` float32 (float64 for float64 inputs). Both cells are
+``h_t = a_t * h_{t-1} + b_t`` with ``a_t = sigmoid(l_t)`` and ``b_t = sigmoid(-l_t) * h~`` for a
+forget logit ``l_t``: ``-k_z`` for minGRU and ``log f - log i = log_sigmoid(k_f) -
+log_sigmoid(k_i)`` for minLSTM, so the normalised gates are computed without dividing and sum
+to one. Gates are kept in float32
+for half-precision inputs (float64 for float64 inputs): a decay rounded to bfloat16 forgets far
+too fast.
 
 The candidate is the paper's plain linear ``h~ = x W_h + b_h``. The paper's ``g(.)``
 (``x + 1/2`` for ``x >= 0``, ``sigmoid(x)`` otherwise) only makes ``h~`` positive so that its
@@ -62,7 +64,8 @@ class MinimalRNN(LinearCell):
         return jnp.zeros((*batch_shape, self.hidden), STATE_DTYPE)
 
     def gates(self, params: Params, x: Array) -> tuple[Array, Array, Array]:
-        """``(forget, input, candidate)``, each ``[..., hidden]`` float32; forget + input = 1."""
+        """``(forget, input, candidate)``, each ``[..., hidden]`` in the state dtype (float32, or
+        float64 for float64 inputs); forget + input = 1."""
         *gates, candidate = jnp.split(matmul(x, params["w_i"]) + params["b"], self.blocks, -1)
         logit = self.forget_logit(gates)
         return jax.nn.sigmoid(logit), jax.nn.sigmoid(-logit), candidate

@@ -7,7 +7,8 @@ A diagonal SSM keeps ``N`` independent complex modes and reads them out linearly
 
 with ``lambda [N]`` complex, ``scale [N]`` (complex or real), ``B = B_re + i B_im [d_in, N]`` and
 ``C = C_re + i C_im [N, hidden]`` (the papers' ``B [N, d_in]`` and ``C [hidden, N]``, transposed
-to memjax's ``x @ W`` convention) and ``h_t [*batch, N]`` complex64. Subclasses differ only in
+to memjax's ``x @ W`` convention) and ``h_t [*batch, N]`` complex64 (complex128 for float64
+inputs, which compute in float64 throughout). Subclasses differ only in
 how ``lambda`` and ``scale`` are parametrised (:meth:`DiagonalSSM.diagonal`); ``lru.py`` is the
 other one. ``Re(h C) = [Re h, Im h] @ [C_re; -C_im]`` is one real matmul over all steps.
 
@@ -58,9 +59,10 @@ def skip_init(key: Array, d_in: int, hidden: int) -> Array:
 
 
 def skip_apply(d: Array, x: Array) -> Array:
-    """``D * x`` (diagonal ``D``) or ``x @ D`` (dense ``D``), returned in ``x``'s dtype."""
+    """``D * x`` (diagonal ``D``) or ``x @ D`` (dense ``D``), returned in ``x``'s dtype; the
+    product is float32 for half-precision ``x`` and in ``x``'s dtype for float32 and float64."""
     if d.ndim == 1:
-        return (x.astype(jnp.float32) * d).astype(x.dtype)
+        return (x.astype(jnp.promote_types(x.dtype, jnp.float32)) * d).astype(x.dtype)
     return matmul(x, d).astype(x.dtype)
 
 
@@ -112,7 +114,8 @@ class DiagonalSSM(LinearCell):
         return jnp.zeros((*batch_shape, self.modes), COMPLEX_STATE_DTYPE)
 
     def prepare(self, params: Params, x: Array) -> dict[str, Array]:
-        """``{"bx": scale * (x B) [..., N] complex64, "skip": skip(x) [..., hidden]}``."""
+        """``{"bx": scale * (x B) [..., N] complex64 (complex128 for float64 x),
+        "skip": skip(x) [..., hidden]}``."""
         xb = matmul(x, jnp.concatenate([params["b_re"], params["b_im"]], axis=1))
         re, im = jnp.split(xb, 2, axis=-1)
         _, scale = self.diagonal(params)
@@ -123,7 +126,7 @@ class DiagonalSSM(LinearCell):
         return jnp.broadcast_to(lam, pre["bx"].shape), pre["bx"]
 
     def emit(self, params: Params, state: Array, pre: dict[str, Array]) -> Array:
-        """``[Re h, Im h]``, ``[..., 2N]`` float32."""
+        """``[Re h, Im h]``, ``[..., 2N]`` float32 (float64 for a complex128 state)."""
         return jnp.concatenate([state.real, state.imag], axis=-1)
 
     def readout(self, params: Params, h: Array, pre: dict[str, Array]) -> Array:
