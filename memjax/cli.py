@@ -84,7 +84,7 @@ def _eval(argv: Sequence[str]) -> None:
 
 
 def _compare(argv: Sequence[str]) -> None:
-    from memjax import compare
+    from memjax.experiments import compare
 
     compare.main(argv)
 
@@ -102,9 +102,9 @@ def _data(argv: Sequence[str]) -> None:
 
 
 def _table(argv: Sequence[str]) -> None:
-    from memjax import tables
+    from memjax import experiments
 
-    tables.main(argv)
+    experiments.main(argv)
 
 
 def _probe(argv: Sequence[str]) -> None:
@@ -116,7 +116,7 @@ def _probe(argv: Sequence[str]) -> None:
 def _launch(argv: Sequence[str]) -> None:
     from memjax import launch
 
-    launch.main(argv)
+    launch.main(argv, commands=sorted(set(COMMANDS) - {"launch"}))
 
 
 COMMANDS = {

@@ -6,7 +6,7 @@ import json
 
 from PIL import Image
 
-from memjax import compare
+from memjax.experiments import compare
 
 
 def test_compare_writes_table_json_and_plot(tmp_path, capsys, monkeypatch):

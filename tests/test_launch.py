@@ -26,8 +26,12 @@ import numpy as np
 import pytest
 from etils import epath
 
-from memjax import launch, launch_gcloud, launch_remote, launch_steps
+from memjax import launch
 from memjax.checkpoint import Checkpointer
+from memjax.cli import COMMANDS
+from memjax.launch import gcloud as launch_gcloud
+from memjax.launch import remote as launch_remote
+from memjax.launch import steps as launch_steps
 from memjax.train import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +108,11 @@ def verbs(recorded: list[list[str]]) -> list[str]:
     return [next(word for word in argv if word in words) for argv in recorded]
 
 
+def run_launch(argv: list[str]) -> None:
+    """``memjax launch ARGV`` with the commands memjax.cli offers."""
+    launch.main(argv, commands=sorted(set(COMMANDS) - {"launch"}))
+
+
 def tpu_args(*extra: str, command: tuple[str, ...] = ()) -> list[str]:
     command = command or ("train", "--config", CONFIG, "--workdir", "runs/mqar-lstm")
     return [
@@ -128,7 +137,7 @@ ZONE = "--zone=us-central2-b"
 
 
 def test_tpu_happy_path_records_every_step_in_order(fake, tmp_path, capsys):
-    launch.main(tpu_args())
+    run_launch(tpu_args())
     recorded = calls(fake)
     assert len(recorded) == 6
     create, copy, install, run, fetch, delete = recorded
@@ -152,15 +161,15 @@ def test_tpu_happy_path_records_every_step_in_order(fake, tmp_path, capsys):
 
 
 def test_the_tarball_holds_the_sources_the_vm_needs(fake):
-    launch.main(tpu_args())
+    run_launch(tpu_args())
     with tarfile.open(fake / "home" / "memjax-mq-lstm-src.tar.gz") as archive:
         names = set(archive.getnames())
-    assert {"pyproject.toml", "README.md", "memjax/launch.py", "configs/mqar.py"} <= names
+    assert {"pyproject.toml", "README.md", "memjax/launch/cli.py", "configs/mqar.py"} <= names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
 def test_gpu_happy_path(fake, tmp_path):
-    launch.main(gpu_args("--spot"))
+    run_launch(gpu_args("--spot"))
     create, copy, install, run, fetch, delete = calls(fake)
     zone = "--zone=us-central1-a"
     assert create == [
@@ -185,7 +194,7 @@ def test_gpu_happy_path(fake, tmp_path):
 
 def test_queued_tpu_waits_until_active(fake, monkeypatch):
     monkeypatch.setenv("FAKE_GCLOUD_STATES", "WAITING_FOR_RESOURCES,PROVISIONING,ACTIVE")
-    launch.main(tpu_args("--queued", "--spot", "--project", "proj-1"))
+    run_launch(tpu_args("--queued", "--spot", "--project", "proj-1"))
     recorded = calls(fake)
     queued = ["compute", "tpus", "queued-resources"]
     assert recorded[0] == [*queued, "create", "mq-lstm", ZONE, "--project=proj-1",
@@ -201,7 +210,7 @@ def test_queued_tpu_waits_until_active(fake, monkeypatch):
 
 
 def test_eval_runs_in_the_bucket_and_fetches_nothing(fake):
-    launch.main(tpu_args(command=("eval", "--workdir=runs/mqar-lstm")))
+    run_launch(tpu_args(command=("eval", "--workdir=runs/mqar-lstm")))
     recorded = calls(fake)
     assert verbs(recorded) == ["create", "scp", "ssh", "ssh", "delete"]
     assert recorded[3][-1].endswith(f"memjax eval --workdir {REMOTE}")
@@ -213,7 +222,7 @@ def test_eval_runs_in_the_bucket_and_fetches_nothing(fake):
 def test_failure_half_way_names_the_step_and_still_deletes(fake, monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["uv pip install", None]]))
     with pytest.raises(SystemExit) as raised:
-        launch.main(tpu_args())
+        run_launch(tpu_args())
     message = str(raised.value.code)
     assert "step 'install' failed (exit status 1)" in message
     assert "gcloud compute tpus tpu-vm ssh mq-lstm" in message
@@ -225,7 +234,7 @@ def test_failed_run_and_failed_delete_are_both_reported(fake, monkeypatch):
     failing = [["memjax-venv/bin/memjax", None], ["tpu-vm delete", None]]
     monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps(failing))
     with pytest.raises(SystemExit) as raised:
-        launch.main(tpu_args())
+        run_launch(tpu_args())
     message = str(raised.value.code)
     assert "step 'run' failed" in message
     assert "Deleting the VM failed too" in message and "step 'delete' failed" in message
@@ -235,7 +244,7 @@ def test_failed_run_and_failed_delete_are_both_reported(fake, monkeypatch):
 def test_failed_create_deletes_nothing_and_says_how(fake, monkeypatch):
     monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["tpu-vm create", None]]))
     with pytest.raises(SystemExit) as raised:
-        launch.main(tpu_args())
+        run_launch(tpu_args())
     message = str(raised.value.code)
     assert "step 'create' failed" in message and "quota" in message
     assert "delete it with: gcloud compute tpus tpu-vm delete mq-lstm" in message
@@ -245,28 +254,28 @@ def test_failed_create_deletes_nothing_and_says_how(fake, monkeypatch):
 def test_failed_queued_request_is_deleted(fake, monkeypatch):
     monkeypatch.setenv("FAKE_GCLOUD_STATES", "WAITING_FOR_RESOURCES,FAILED")
     with pytest.raises(SystemExit, match="step 'wait' failed \\(state FAILED\\)"):
-        launch.main(tpu_args("--queued"))
+        run_launch(tpu_args("--queued"))
     recorded = calls(fake)
     assert verbs(recorded) == ["create", "describe", "describe", "delete"]
 
 
 def test_first_copy_is_retried_while_ssh_comes_up(fake, monkeypatch):
     monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["tpu-vm scp", 2]]))
-    launch.main(tpu_args())
+    run_launch(tpu_args())
     assert verbs(calls(fake))[:4] == ["create", "scp", "scp", "scp"]
 
 
 def test_missing_summary_hints_at_resuming(fake, monkeypatch):
     monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["storage cp", None]]))
     with pytest.raises(SystemExit) as raised:
-        launch.main(tpu_args())
+        run_launch(tpu_args())
     assert "step 'fetch' failed" in str(raised.value.code)
     assert "run the same launch again to resume" in str(raised.value.code)
     assert verbs(calls(fake))[-1] == "delete"
 
 
 def test_keep_skips_the_delete(fake, capsys):
-    launch.main(tpu_args("--keep"))
+    run_launch(tpu_args("--keep"))
     assert "delete" not in verbs(calls(fake))
     assert "delete it with: gcloud compute tpus tpu-vm delete mq-lstm" in capsys.readouterr().err
 
@@ -274,12 +283,12 @@ def test_keep_skips_the_delete(fake, capsys):
 def test_keep_after_a_failure_leaves_the_vm(fake, monkeypatch):
     monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["memjax-venv/bin/memjax", None]]))
     with pytest.raises(SystemExit, match="The VM is kept"):
-        launch.main(tpu_args("--keep"))
+        run_launch(tpu_args("--keep"))
     assert verbs(calls(fake))[-1] == "ssh"
 
 
 def test_sigterm_during_the_run_still_deletes(fake, tmp_path):
-    code = f"from memjax import launch; launch.main({tpu_args()!r})"
+    code = f"from memjax import cli; cli.main(['launch', *{tpu_args()!r}])"
     env = {**os.environ, "FAKE_GCLOUD_HANG": "memjax-venv/bin/memjax", "TMPDIR": tempfile.tempdir}
     launcher = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
@@ -297,14 +306,14 @@ def test_sigterm_during_the_run_still_deletes(fake, tmp_path):
 def test_gcloud_missing_from_path(fake, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(SystemExit, match="gcloud not found on PATH"):
-        launch.main(tpu_args())
+        run_launch(tpu_args())
 
 
 # ----------------------------------------------------------------------------- dry run
 
 
 def test_dry_run_prints_the_commands_and_runs_nothing(fake, capsys, tmp_path):
-    launch.main(tpu_args("--dry-run"))
+    run_launch(tpu_args("--dry-run"))
     lines = capsys.readouterr().out.splitlines()
     assert calls(fake) == []
     assert not (tmp_path / "tmp" / "memjax-mq-lstm-src.tar.gz").exists()
@@ -312,14 +321,14 @@ def test_dry_run_prints_the_commands_and_runs_nothing(fake, capsys, tmp_path):
     argvs = [shlex.split(line) for line in lines]
     assert verbs(argvs) == ["create", "scp", "ssh", "ssh", "cp", "delete"]
     assert all(argv[0] == "gcloud" for argv in argvs)
-    launch.main(tpu_args("--dry-run", "--keep"))
+    run_launch(tpu_args("--dry-run", "--keep"))
     assert len(capsys.readouterr().out.splitlines()) == 5
 
 
 def test_dry_run_lines_are_exactly_what_runs(fake, capsys):
-    launch.main(gpu_args("--dry-run"))
+    run_launch(gpu_args("--dry-run"))
     printed = [shlex.split(line)[1:] for line in capsys.readouterr().out.splitlines()]
-    launch.main(gpu_args())
+    run_launch(gpu_args())
     assert calls(fake) == printed
 
 
@@ -352,7 +361,7 @@ def test_dry_run_lines_are_exactly_what_runs(fake, capsys):
 )
 def test_bad_arguments_name_argument_value_and_expectation(fake, capsys, args, expected):
     with pytest.raises(SystemExit) as raised:
-        launch.main(args)
+        run_launch(args)
     assert raised.value.code == 2
     error = capsys.readouterr().err
     for text in expected:
@@ -371,7 +380,7 @@ def test_bad_arguments_name_argument_value_and_expectation(fake, capsys, args, e
 )
 def test_bad_memjax_command_fails_before_any_gcloud_call(fake, command, expected):
     with pytest.raises(SystemExit) as raised:
-        launch.main(tpu_args(command=command))
+        run_launch(tpu_args(command=command))
     assert expected in str(raised.value.code)
     assert calls(fake) == []
 
@@ -457,7 +466,7 @@ def test_tpu_run_script_joins_jax_distributed_from_metadata(tmp_path, endpoints,
 def test_install_script_unpacks_and_installs(tmp_path, platform):
     home, bin_dir = tmp_path / "home", tmp_path / "bin"
     home.mkdir()
-    launch.build_tarball(ROOT, home / launch_remote.TARBALL)
+    launch.cli.build_tarball(ROOT, home / launch_remote.TARBALL)
     log = tmp_path / "tools.log"
     fake_tools(
         bin_dir,
@@ -468,7 +477,7 @@ def test_install_script_unpacks_and_installs(tmp_path, platform):
     )
     result = run_remote(launch_remote.install_script(platform), home, bin_dir)
     assert result.returncode == 0, result.stderr
-    assert (home / "memjax" / "memjax" / "launch.py").exists()
+    assert (home / "memjax" / "memjax" / "launch" / "cli.py").exists()
     lines = log.read_text().splitlines()
     jax = "jax[tpu]" if platform == "tpu" else "jax[cuda12]"
     assert lines[-2:] == [

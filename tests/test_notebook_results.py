@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from memjax import tables, train
+from memjax import experiments as tables
+from memjax import train
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "results.ipynb"
 MIXERS = ["--mixers", "lstm,transformer"]

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memjax import launch, tables, train
+from memjax import experiments as tables
+from memjax import launch, train
+from memjax.experiments import execute, speed
 from memjax.tasks import storage
 
 TINY = [
@@ -54,7 +56,7 @@ def forbid_training(monkeypatch) -> None:
         raise AssertionError("a run was launched")
 
     monkeypatch.setattr(train, "train_and_evaluate", fail)
-    monkeypatch.setattr(tables.subprocess, "run", fail)
+    monkeypatch.setattr(execute.subprocess, "run", fail)
     monkeypatch.setattr(launch, "main", fail)
 
 
@@ -223,9 +225,9 @@ def test_a_failed_subprocess_is_reported_with_its_error_line(tmp_path, monkeypat
     def crash(argv, stdout, **kwargs):
         commands.append(argv)
         stdout.write("Traceback (most recent call last):\nValueError: bad option\n  detail\n")
-        return tables.subprocess.CompletedProcess(argv, 1)
+        return execute.subprocess.CompletedProcess(argv, 1)
 
-    monkeypatch.setattr(tables.subprocess, "run", crash)
+    monkeypatch.setattr(execute.subprocess, "run", crash)
     with pytest.raises(SystemExit, match="failures f1, f2"):
         tables.main(["synthetic", *folders(tmp_path), "--mixers", "lstm", "--jobs", "2"])
     first = tables.all_runs(tables.synthetic(tables.Plan("smoke", 1, ("lstm",), ())))[0]
@@ -241,7 +243,7 @@ def test_tpu_launch_gives_each_run_its_own_vm_and_collects_the_fetched_summaries
 ):
     calls = []
 
-    def fake_launch(argv):
+    def fake_launch(argv, commands):
         calls.append(list(argv))
         write_summary(Path(argv[argv.index("--workdir") + 1]), 0.25)
 
@@ -265,7 +267,7 @@ def test_tpu_launch_gives_each_run_its_own_vm_and_collects_the_fetched_summaries
         "--config.model.d_model=16",
         "--config.train.seed=0",
     ] in calls
-    args, command = launch.parse(calls[0])  # the real launcher accepts what we pass
+    args, command = launch.parse(calls[0], ["train"])  # the real launcher accepts what we pass
     assert args.kind == "tpu" and command[0] == "train"
     assert len({call[2] for call in calls}) == 11  # one VM name per run
     assert all(e.mean == 25.0 and e.status is None for e in ours(doc))
@@ -300,7 +302,7 @@ def test_lra_speed_ratios_beside_lra_table_2_measured_once(tmp_path, monkeypatch
             "batch": dict(run.overrides)["train.batch_size"],
         }
 
-    monkeypatch.setattr(tables, "measure_speed", fake_measure)
+    monkeypatch.setattr(speed, "measure_speed", fake_measure)
     argv = ["lra_speed", *folders(tmp_path), "--mixers", "transformer,lstm"]
     tables.main(argv)
     assert len(measured) == 8

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from memjax.launch_gcloud import Command
+from memjax.launch.gcloud import Command
 
 # Seconds between polls of a state query, and between tries of a retried step.
 POLL_S = 30.0

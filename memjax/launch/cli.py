@@ -33,10 +33,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from memjax import launch_gcloud as gcloud
-from memjax import launch_remote as remote
 from memjax import paths
-from memjax.launch_steps import LaunchError, Plan, Step, execute, message, say, sigterm_interrupts
+from memjax.launch import gcloud, remote
+from memjax.launch.steps import LaunchError, Plan, Step, execute, message, say, sigterm_interrupts
 
 # Tries of the first copy, while ssh on a new VM comes up.
 COPY_ATTEMPTS = 5
@@ -134,20 +133,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _memjax_commands() -> list[str]:
-    from memjax.cli import COMMANDS
-
-    return sorted(set(COMMANDS) - {"launch"})
-
-
-def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Options before ``--`` and the memjax command after it; usage errors exit with status 2."""
+def parse(argv: Sequence[str], commands: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Options before ``--`` and the memjax command after it (one of ``commands``); usage
+    errors exit with status 2."""
     argv = list(argv)
     split = argv.index("--") if "--" in argv else len(argv)
     parser = _parser()
     args = parser.parse_args(argv[:split])
     command = argv[split + 1 :]
-    commands = _memjax_commands()
+    commands = sorted(commands)
     if not command or command[0] not in commands:
         got = repr(shlex.join(command)) if command else "nothing"
         parser.error(
@@ -167,7 +161,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def source_root() -> Path:
     """The checkout this memjax is installed from (its sources go to the VM)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if not (root / "pyproject.toml").is_file():
         raise LaunchError(
             f"memjax launch needs memjax installed from a source checkout (pip install -e .); "
@@ -313,14 +307,23 @@ def build_tarball(root: Path, path: Path) -> None:
             archive.add(root / name, arcname=name, filter=keep)
 
 
-def main(argv: Sequence[str]) -> None:
-    """``memjax launch tpu|gpu OPTIONS -- COMMAND``; see the module docstring."""
-    args, command = parse(argv)
+def main(argv: Sequence[str], commands: Sequence[str]) -> None:
+    """``memjax launch tpu|gpu OPTIONS -- COMMAND``; see the module docstring. ``commands``:
+    the memjax commands that may run on the VM (given by :mod:`memjax.cli`)."""
+    args, command = parse(argv, commands)
     try:
-        root = source_root()
-        job = make_job(args.name, command, args.bucket, root)
+        job = make_job(args.name, command, args.bucket, source_root())
     except (ValueError, LaunchError) as error:
         raise SystemExit(f"memjax launch: {error}") from error
+    submit(args, job)
+
+
+def submit(args: argparse.Namespace, job: Job) -> None:
+    """Run ``job`` on the VM that ``args`` (the launcher's parsed options) describe.
+
+    Creates the VM, installs, runs, fetches and deletes; prints the gcloud commands instead
+    with ``args.dry_run``. Exits (SystemExit) with the failed step's message.
+    """
     plan = (tpu_plan if args.kind == "tpu" else gpu_plan)(args, job)
     if args.dry_run:
         print("\n".join(commands(plan, args.keep)))
@@ -331,7 +334,7 @@ def main(argv: Sequence[str]) -> None:
             "memjax launch: gcloud not found on PATH; install the Google Cloud CLI "
             "(https://cloud.google.com/sdk/docs/install) or use --dry-run"
         )
-    build_tarball(root, job.tarball)
+    build_tarball(source_root(), job.tarball)
     if job.local_workdir is not None:
         job.local_workdir.mkdir(parents=True, exist_ok=True)
     try:
