@@ -36,18 +36,8 @@ from typing import Any
 
 import ml_collections
 
-VARIANTS = {
-    "transformer": {"mixer": "attention", "mixer_options": {"causal": False, "heads": 4}},
-    "lstm": {"mixer": "lstm", "mixer_options": {}},
-    "gru": {"mixer": "gru", "mixer_options": {}},
-    "rnn": {"mixer": "rnn", "mixer_options": {"activation": "tanh"}},
-    "rnn_relu": {"mixer": "rnn", "mixer_options": {"activation": "relu"}},
-    "mingru": {"mixer": "mingru", "mixer_options": {}},
-    "minlstm": {"mixer": "minlstm", "mixer_options": {}},
-    "lru": {"mixer": "lru", "mixer_options": {}},
-    "s5": {"mixer": "s5", "mixer_options": {}},
-    "linear_attention": {"mixer": "linear_attention", "mixer_options": {}},
-}
+from memjax import variants
+
 SCALES = ("paper", "smoke")
 PARALLEL = ("shard_map", "pmap", "none")
 
@@ -112,8 +102,7 @@ def parse_arg(arg: str | None, default_variant: str = "lstm") -> tuple[str, str]
     variant, scale = parts[0], parts[1] if len(parts) > 1 else "paper"
     if len(parts) > 2:
         raise ValueError(f"config argument must be VARIANT or VARIANT,SCALE, got {arg!r}")
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown model variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    variants.get(variant)
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {SCALES}")
     return variant, scale
@@ -121,9 +110,9 @@ def parse_arg(arg: str | None, default_variant: str = "lstm") -> tuple[str, str]
 
 def with_variant(config: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
     """Set the model's mixer and mixer options from a named variant."""
-    spec = VARIANTS[variant]
-    config.model.mixer = spec["mixer"]
-    config.model.mixer_options = ml_collections.ConfigDict(dict(spec["mixer_options"]))
+    chosen = variants.get(variant)
+    config.model.mixer = chosen.mixer
+    config.model.mixer_options = ml_collections.ConfigDict(dict(chosen.options))
     return config
 
 

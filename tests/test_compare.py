@@ -17,7 +17,7 @@ def test_compare_writes_table_json_and_plot(tmp_path, capsys, monkeypatch):
         tmp_path.name,
         "--tasks",
         "mqar",
-        "--mixers",
+        "--variants",
         "lstm,transformer",
         "--steps",
         "3",
@@ -57,7 +57,7 @@ def test_compare_writes_table_json_and_plot(tmp_path, capsys, monkeypatch):
     after = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("summary.json")}
     assert before == after, "a second compare must reuse finished runs"
 
-    other = compare.main([*argv, "--mixers", "lstm", "--steps", "4"])
+    other = compare.main([*argv, "--variants", "lstm", "--steps", "4"])
     assert len(list((tmp_path / "runs").glob("mqar-lstm-*"))) == 2, "new steps, new run"
     (new_summary,) = [p for p in (tmp_path / "runs").rglob("summary.json") if p not in before]
     assert other[0]["test"] == json.loads(new_summary.read_text())["test_at_best"]

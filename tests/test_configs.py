@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 
 from memjax import config as config_lib
+from memjax import variants
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_every_variant_and_scale_loads(path):
-    for variant in config_lib.VARIANTS:
+    for variant in variants.VARIANTS:
         paper = config_lib.load(f"{path}:{variant}")
         smoke = config_lib.load(f"{path}:{variant},smoke")
-        assert paper.model.mixer == config_lib.VARIANTS[variant]["mixer"] == smoke.model.mixer
+        assert paper.model.mixer == variants.get(variant).mixer == smoke.model.mixer
         assert smoke.scale == "smoke" and smoke.train.steps <= 100 <= paper.train.steps
         assert smoke.model.d_model <= paper.model.d_model
 
@@ -37,3 +38,18 @@ def test_scale_override_applies_before_other_overrides():
     path = f"{CONFIGS[0].parent}/mqar.py:lstm"
     config = config_lib.load(path, [("scale", "smoke"), ("train.steps", 7)])
     assert config.scale == "smoke" and config.train.steps == 7 and config.model.d_model == 32
+
+
+def test_one_variant_table_names_every_variant_everywhere():
+    """Tables print, and match published rows by, the same table the configs read."""
+    from memjax import cells
+    from memjax.experiments import published
+
+    for variant in variants.VARIANTS.values():
+        assert variant.mixer in cells.names()
+        for family, row in variant.published.items():
+            rows = {"lra": published.LRA, "h3": published.H3_RECALL}[family]
+            assert published.find(rows, row) is not None, (variant.name, row)
+    assert set(variants.TABLE_DEFAULT) | set(variants.COMPARE_DEFAULT) <= set(variants.VARIANTS)
+    with pytest.raises(ValueError, match=r"--variants: unknown model variant 'lsmt'.*'lstm'"):
+        variants.parse_list("lru,lsmt")

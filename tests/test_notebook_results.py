@@ -12,7 +12,7 @@ from memjax import experiments as tables
 from memjax import train
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "results.ipynb"
-MIXERS = ["--mixers", "lstm,transformer"]
+VARIANTS = ["--variants", "lstm,transformer"]
 
 
 def fake_run(workdir: Path, task: str, mixer: str, metric: str, value: float) -> None:
@@ -60,7 +60,7 @@ def test_results_notebook_executes_on_a_tiny_runs_folder(tmp_path, monkeypatch):
         metric = "mse" if config.task.name == "adding" else "accuracy"
         fake_run(runs / run.name, config.task.name, config.model.mixer, metric, 0.1 + 0.1 * (i % 7))
     monkeypatch.setattr(train, "train_and_evaluate", None)  # every run is there: none launched
-    tables.main(["synthetic", "--runs", str(runs), "--out", str(out), "--seeds", "2"] + MIXERS)
+    tables.main(["synthetic", "--runs", str(runs), "--out", str(out), "--seeds", "2"] + VARIANTS)
 
     monkeypatch.setenv("MEMJAX_RUNS", str(runs))
     monkeypatch.setenv("MEMJAX_TABLES", str(out))

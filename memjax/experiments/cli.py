@@ -1,7 +1,7 @@
 """``memjax table``: paper tables, our runs beside the published numbers.
 
 memjax table NAME [--runs runs] [--out out/tables] [--scale smoke|paper] [--seeds N]
-                  [--launch local|tpu|gpu] [--jobs N] [--mixers a,b] [--set KEY=VALUE ...]
+                  [--launch local|tpu|gpu] [--jobs N] [--variants a,b] [--set KEY=VALUE ...]
                   [-- LAUNCHER OPTIONS]
 
 A table expands into runs: task x model variant (x the sweep axes of ``synthetic``) x seed. A
@@ -36,12 +36,12 @@ from pathlib import Path
 from etils import epath
 
 from memjax import config as config_lib
-from memjax import paths
+from memjax import paths, variants
 from memjax.experiments.definitions import TABLES, TRAINED_TABLES, all_runs
 from memjax.experiments.execute import choose_job, launch_runs, missing_data, summary_path
 from memjax.experiments.render import latex, markdown, to_json
 from memjax.experiments.results import Document, collect
-from memjax.experiments.runs import DEFAULT_MIXERS, PROBLEM_PREFIX, SWEEPS, VM_OPTION, Plan
+from memjax.experiments.runs import PROBLEM_PREFIX, SWEEPS, VM_OPTION, Plan
 from memjax.experiments.speed import measured, speed_block, speed_runs
 
 DESCRIPTION = (
@@ -117,7 +117,11 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--seeds", type=int, default=1, help="seeds per cell (not lra_speed)")
     parser.add_argument("--launch", default="local", choices=("local", *VM_OPTION))
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (not lra_speed)")
-    parser.add_argument("--mixers", default=",".join(DEFAULT_MIXERS), help="model variants")
+    parser.add_argument(
+        "--variants",
+        default=",".join(variants.TABLE_DEFAULT),
+        help=f"model variants, of {', '.join(variants.VARIANTS)}",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv[:split])
     options = argv[split + 1 :]
@@ -127,9 +131,10 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error(f"--set: {error}")
     if args.seeds < 1 or args.jobs < 1:
         parser.error(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
-    for variant in args.mixers.split(","):
-        if variant not in config_lib.VARIANTS:
-            parser.error(f"--mixers: unknown {variant!r}; expected {sorted(config_lib.VARIANTS)}")
+    try:
+        args.variants = variants.parse_list(args.variants)
+    except ValueError as error:
+        parser.error(str(error))
     if any(key == "train.seed" for key, _ in args.overrides):
         parser.error("--set train.seed: seeds are 0..N-1 from --seeds")
     if args.launch != "local" and VM_OPTION[args.launch] not in " ".join(options):
@@ -149,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> Document:
     """``memjax table``; returns the written document. Exits with status 1 if a run failed."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args, options = parse(argv)
-    plan = Plan(args.scale, args.seeds, tuple(args.mixers.split(",")), tuple(args.overrides))
+    plan = Plan(args.scale, args.seeds, args.variants, tuple(args.overrides))
     runs_dir = epath.Path(paths.resolve(args.runs))
     if args.name == "lra_speed":
         doc = speed_document(plan, runs_dir)

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from memjax import config as config_lib
-from memjax import paths
+from memjax import paths, variants
 
-DEFAULT_MIXERS = ("lstm", "mingru", "lru", "transformer")
 DEFAULT_TASKS = ("mqar", "listops")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -125,7 +124,11 @@ def plot(rows: Sequence[dict[str, Any]], args: argparse.Namespace, path: Path) -
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(prog="memjax compare", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="out/compare", help="output folder")
-    parser.add_argument("--mixers", default=",".join(DEFAULT_MIXERS))
+    parser.add_argument(
+        "--variants",
+        default=",".join(variants.COMPARE_DEFAULT),
+        help=f"model variants, of {', '.join(variants.VARIANTS)}",
+    )
     parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     parser.add_argument("--budget", type=int, default=40_000, help="parameters per model")
     parser.add_argument("--steps", type=int, default=300)
@@ -141,15 +144,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         help="config override for every run, e.g. --set task.options.length=32",
     )
     args = parser.parse_args(argv)
-    for variant in args.mixers.split(","):
-        config_lib.parse_arg(variant)
+    try:
+        args.variants = variants.parse_list(args.variants)
+    except ValueError as error:
+        parser.error(str(error))
     args.configs = paths.resolve(args.configs)
     out = Path(paths.resolve(args.out))
     out.mkdir(parents=True, exist_ok=True)
     rows = [
         run_one(task, variant, out, args)
         for task in args.tasks.split(",")
-        for variant in args.mixers.split(",")
+        for variant in args.variants
     ]
     table = markdown(rows)
     (out / "compare.md").write_text(table + "\n")

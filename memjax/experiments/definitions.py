@@ -6,9 +6,10 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from memjax import variants
 from memjax.experiments import published
 from memjax.experiments.published import PublishedRow
-from memjax.experiments.runs import LRA_HEADERS, MODEL_NAMES, SWEEPS, Plan, Run, Sweep
+from memjax.experiments.runs import LRA_HEADERS, SWEEPS, Plan, Run, Sweep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +52,13 @@ def published_beside(row: PublishedRow | None, column: int) -> dict[str, Any]:
 def lra(plan: Plan) -> tuple[Section, ...]:
     """Long Range Arena: every task x mixer, beside the published LRA rows."""
     rows = []
-    for variant in plan.mixers:
-        match = published.find(published.LRA, published.LRA_MATCH.get(variant))
+    for variant in plan.variants:
+        match = published.find(published.LRA, variants.get(variant).published.get("lra"))
         cells = tuple(
             Cell(plan.runs(task, variant), **published_beside(match, i))
             for i, task in enumerate(published.LRA_TASKS)
         )
-        rows.append(Row(MODEL_NAMES[variant], cells))
+        rows.append(Row(variants.get(variant).display, cells))
     notes = (
         "ListOps is generated with LRA's procedure (configs/listops.py); LRA's released files "
         "are the task option source='lra'.",
@@ -77,7 +78,7 @@ def lra(plan: Plan) -> tuple[Section, ...]:
 
 def _mqar(plan: Plan, sweep: Sweep) -> Section:
     rows = []
-    for variant in plan.mixers:
+    for variant in plan.variants:
         for width in sweep.mqar_widths:
             cells = tuple(
                 Cell(
@@ -93,7 +94,7 @@ def _mqar(plan: Plan, sweep: Sweep) -> Section:
                 )
                 for length in sweep.mqar_lengths
             )
-            rows.append(Row(f"{MODEL_NAMES[variant]}, width {width}", cells))
+            rows.append(Row(f"{variants.get(variant).display}, width {width}", cells))
     return Section(
         "MQAR (Zoology): accuracy (%) by sequence length and model width",
         "accuracy",
@@ -118,13 +119,13 @@ INDUCTION = (("task.options.length", 30), ("task.options.num_symbols", 20))
 
 def _recall(plan: Plan) -> Section:
     rows = []
-    for variant in plan.mixers:
-        match = published.find(published.H3_RECALL, published.H3_MATCH.get(variant))
+    for variant in plan.variants:
+        match = published.find(published.H3_RECALL, variants.get(variant).published.get("h3"))
         cells = (
             Cell(plan.runs("induction", variant, INDUCTION), **published_beside(match, 0)),
             Cell(plan.runs("mqar", variant, ASSOCIATIVE_RECALL), **published_beside(match, 1)),
         )
-        rows.append(Row(MODEL_NAMES[variant], cells))
+        rows.append(Row(variants.get(variant).display, cells))
     return Section(
         "Induction heads and associative recall: accuracy (%), beside H3's Table 2",
         "accuracy",
@@ -143,8 +144,8 @@ def _recall(plan: Plan) -> Section:
 
 def _selective_copy(plan: Plan) -> Section:
     rows = tuple(
-        Row(MODEL_NAMES[variant], (Cell(plan.runs("selective_copy", variant)),))
-        for variant in plan.mixers
+        Row(variants.get(variant).display, (Cell(plan.runs("selective_copy", variant)),))
+        for variant in plan.variants
     )
     return Section(
         "Selective copying: accuracy (%), beside Mamba's Table 1",
@@ -160,13 +161,13 @@ def _by_option(plan: Plan, task: str, option: str, values: Sequence[int]) -> tup
     """One row per mixer, one cell per value of ``task.options.<option>``."""
     return tuple(
         Row(
-            MODEL_NAMES[variant],
+            variants.get(variant).display,
             tuple(
                 Cell(plan.runs(task, variant, [(f"task.options.{option}", value)]))
                 for value in values
             ),
         )
-        for variant in plan.mixers
+        for variant in plan.variants
     )
 
 
@@ -194,7 +195,7 @@ def _adding(plan: Plan, sweep: Sweep) -> Section:
 
 def plan_config(plan: Plan, task: str) -> Any:
     """The config of ``task`` at the plan's scale (first mixer, --set applied)."""
-    return plan.runs(task, plan.mixers[0])[0].load()
+    return plan.runs(task, plan.variants[0])[0].load()
 
 
 def synthetic(plan: Plan) -> tuple[Section, ...]:

@@ -52,15 +52,6 @@ LRA = (
     PublishedRow("RNN-Lin", "orvieto2023", ("50.4", "89.1", "89.1", None, "chance", "chance")),
 )
 
-LRA_MATCH = {
-    "transformer": "Transformer",
-    "s5": "S5",
-    "lru": "LRU",
-    "rnn": "RNN-Tanh",
-    "rnn_relu": "RNN-ReLU",
-}
-"""Our model variant -> the published LRA row of the same model."""
-
 SPEED_LENGTHS = (1024, 2048, 3072, 4096)
 LRA_STEPS_PER_S = PublishedRow("Transformer", "tay2020speed", ("8.1", "4.9", "2.3", "1.4"))
 LRA_MEMORY_GB = PublishedRow("Transformer", "tay2020speed", ("0.85", "2.65", "5.51", "9.48"))
@@ -72,7 +63,6 @@ H3_RECALL = (
     PublishedRow("H3", "fu2023", ("100", "99.8")),
     PublishedRow("Attention", "fu2023", ("100", "100")),
 )
-H3_MATCH = {"transformer": "Attention"}
 
 MAMBA_SELECTIVE_COPY = (
     PublishedRow("S4", "gu2023", ("18.3",)),

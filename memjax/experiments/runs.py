@@ -13,19 +13,6 @@ from memjax import config as config_lib
 from memjax.experiments import published
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MIXERS = ("transformer", "lstm", "gru", "mingru", "lru", "s5")
-MODEL_NAMES = {
-    "transformer": "Transformer",
-    "lstm": "LSTM",
-    "gru": "GRU",
-    "rnn": "RNN-Tanh",
-    "rnn_relu": "RNN-ReLU",
-    "mingru": "minGRU",
-    "minlstm": "minLSTM",
-    "lru": "LRU",
-    "s5": "S5-style",
-    "linear_attention": "Linear attention",
-}
 LRA_HEADERS = ("ListOps", "Text", "Retrieval", "Image", "Pathfinder", "Path-X")
 VM_OPTION = {"tpu": "--tpu", "gpu": "--vm"}
 PROBLEM_PREFIX = {"no data": "d", "failed": "f"}
@@ -115,7 +102,7 @@ class Plan:
 
     scale: str
     seeds: int
-    mixers: tuple[str, ...]
+    variants: tuple[str, ...]
     sets: tuple[Override, ...]
 
     def runs(self, task: str, variant: str, overrides: Iterable[Override] = ()) -> tuple[Run, ...]:
