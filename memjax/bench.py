@@ -11,7 +11,6 @@ were measured on; compare ratios within one run.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import datetime
 import functools
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 
 import memjax
 from memjax.cells.base import Cell
+from memjax.options import parse_memories, parse_memory
 from memjax.scan import MODES, Unroll, resolve_mode, resolve_options, resolve_unroll
 
 
@@ -83,21 +83,6 @@ def time_interleaved(fns: Sequence[Callable[[], Any]], repeats: int) -> list[tup
         for fn, record in zip(fns, times, strict=True):
             record.append(seconds(fn))
     return [(f, statistics.median(t)) for f, t in zip(first, times, strict=True)]
-
-
-def parse_memory(text: str) -> tuple[str, dict[str, Any]]:
-    """``"lstm:bptt=False,forget_bias=0.5"`` -> ``("lstm", {"bptt": False, "forget_bias": .5})``."""
-    name, _, options = text.partition(":")
-    hyper = {}
-    for item in filter(None, options.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"memory option {item!r} in {text!r} must look like key=value")
-        try:
-            hyper[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            hyper[key] = value
-    return name, hyper
 
 
 def memjax_functions(
@@ -479,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--json", help="write rows and environment to this file")
     args = parser.parse_args(argv)
-    names = [n for n in args.mixers.split(";") if n]
+    names = parse_memories(args.mixers)
     for n in names:
         name, hyper = parse_memory(n)
         memjax.cells.get(name, hidden=args.width, **hyper)

@@ -24,7 +24,6 @@ Layout of a config (the trainer reads nothing else)::
 
 from __future__ import annotations
 
-import ast
 import difflib
 import hashlib
 import importlib.util
@@ -37,6 +36,7 @@ from typing import Any
 import ml_collections
 
 from memjax import variants
+from memjax.options import parse_value
 
 SCALES = ("paper", "smoke")
 PARALLEL = ("shard_map", "pmap", "none")
@@ -142,13 +142,6 @@ def load_module(path: str | Path) -> Any:
     return module
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
     keys = []
     for key, value in config.items():
@@ -208,7 +201,7 @@ def parse_overrides(argv: Sequence[str]) -> list[tuple[str, Any]]:
             if not items:
                 raise ValueError(f"override {item!r} has no value")
             value = items.pop(0)
-        pairs.append((key, _parse_value(value)))
+        pairs.append((key, parse_value(value)))
     return pairs
 
 

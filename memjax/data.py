@@ -20,7 +20,6 @@ Token inputs are padded with id 0. ``python -m memjax.data show TASK`` prints ex
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ import numpy as np
 from absl import flags
 
 from memjax import tasks
+from memjax.options import parse_pairs
 from memjax.tasks.checks import check_int
 from memjax.tasks.spec import Task, TaskSpec
 
@@ -338,16 +338,6 @@ def show(
     print(f"source speed: {rate:.0f} examples/s (one process)", file=out)
 
 
-def _parse_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--option {text!r}; expected key=value")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m memjax.data show TASK [--split S] [--n N] [--option key=value ...]``.
 
@@ -367,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        options = dict(_parse_option(text) for text in args.option)
+        options = parse_pairs(args.option, "--option")
         show(args.task, args.split, args.n, options, args.stats_limit)
     except (FileNotFoundError, ValueError) as e:  # missing data, bad options: say, don't trace
         print(f"error: {e}", file=sys.stderr)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from memjax import bench
+from memjax import bench, options
 
 
 def test_bench_writes_rows_for_each_memory_pass_and_baseline(tmp_path, capsys):
@@ -45,13 +45,23 @@ def test_bench_writes_rows_for_each_memory_pass_and_baseline(tmp_path, capsys):
 
 
 def test_parse_memory_options():
-    assert bench.parse_memory("lstm:bptt=False,forget_bias=0.5") == (
+    assert options.parse_memory("lstm:bptt=False,forget_bias=0.5") == (
         "lstm",
         {"bptt": False, "forget_bias": 0.5},
     )
-    assert bench.parse_memory("attention:positional=rope") == ("attention", {"positional": "rope"})
-    with pytest.raises(ValueError, match="must look like key=value"):
-        bench.parse_memory("lstm:bptt")
+    assert options.parse_memory("attention:positional=rope") == (
+        "attention",
+        {"positional": "rope"},
+    )
+    with pytest.raises(ValueError, match=r"got 'bptt'; expected key=value"):
+        options.parse_memory("lstm:bptt")
+    assert options.parse_memories("lstm,gru,lstm") == ["lstm", "gru"]
+    assert options.parse_memories("lstm;lstm:bptt=False,unroll=2") == [
+        "lstm",
+        "lstm:bptt=False,unroll=2",
+    ]
+    with pytest.raises(ValueError, match=r"'bptt' given twice"):
+        options.parse_memory("lstm:bptt=False,bptt=True")
 
 
 def test_bench_measures_each_unroll_side_by_side(tmp_path):

@@ -58,7 +58,7 @@ def test_main_parses_options_and_reports_errors(capsys, tmp_path):
     assert "max_length 7" in text and "split sizes: train 7," in text
     assert "lengths over 7 of 7 train examples: min 7" in text
     assert data.main(["show", "induction", "--option", "length"]) == 1
-    assert "error: --option 'length'; expected key=value" in capsys.readouterr().err
+    assert "error: --option: got 'length'; expected key=value" in capsys.readouterr().err
     assert data.main(["show", "induction", "--option", "colour=red"]) == 1
     assert "error: unknown option(s) colour for task 'induction'" in capsys.readouterr().err
     assert data.main(["show", "text", "--option", f"tfds_data_dir='{tmp_path}'"]) == 1

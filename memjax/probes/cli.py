@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from memjax import cells, paths
+from memjax.options import parse_memories
 from memjax.probes import capacity, gradient, plots, recall, spectra, subjects, task_recall
 from memjax.probes.subjects import Subject
 
@@ -63,8 +64,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def mixer_names(args: argparse.Namespace) -> list[str]:
-    """The ``--mixers`` list (empty for ``--mixers ''``)."""
-    return list(dict.fromkeys(name for name in args.mixers.split(",") if name))
+    """The ``--mixers`` list of registry names (empty for ``--mixers ''``)."""
+    return parse_memories(args.mixers)
 
 
 def builder(args: argparse.Namespace) -> Callable[[str, int], Subject]:
