@@ -152,33 +152,48 @@ def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]
     return keys
 
 
-def override(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
-    """Set ``config.<dotted> = value``; an unknown key raises listing the closest valid keys.
+OPEN_GROUPS = ("task.options", "model.mixer_options")
+"""Groups passed on to the task and the mixer, which validate them: new keys may be added."""
 
-    Keys under ``task.options`` and ``model.mixer_options`` are open (they are passed on to the
-    task and the mixer, which validate them), so new keys may be added there.
+
+def override(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+    """Set ``config.<dotted> = value`` through ConfigDict's own locked, type-checked assignment.
+
+    The config is locked for the assignment (except the ``OPEN_GROUPS``), so an unknown key
+    raises ValueError listing the closest valid keys, and ConfigDict's type check (an int may
+    widen to a float) raises ValueError naming the key, the value and the type expected.
     """
-    parts = dotted.split(".")
+    parent, _, leaf = dotted.rpartition(".")
     node = config
-    for i, key in enumerate(parts[:-1]):
-        if key not in node:
-            _unknown(config, ".".join(parts[: i + 1]))
-        node = node[key]
-    open_dict = parts[:-1] in (["task", "options"], ["model", "mixer_options"])
-    if parts[-1] not in node and not open_dict:
-        _unknown(config, dotted)
-    if parts[-1] in node and isinstance(node[parts[-1]], ml_collections.ConfigDict):
+    for key in filter(None, parent.split(".")):
+        node = node.get(key) if isinstance(node, ml_collections.ConfigDict) else None
+        if node is None:
+            _unknown(config, dotted)
+    if isinstance(node, ml_collections.ConfigDict) and isinstance(
+        node.get(leaf), ml_collections.ConfigDict
+    ):
         raise ValueError(f"config.{dotted} is a group of fields; set one of its fields instead")
-    if parts[-1] in node and node[parts[-1]] is not None and value is not None:
-        expected = type(node[parts[-1]])
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, expected):
-            raise ValueError(
-                f"config.{dotted} expects a {expected.__name__}, "
-                f"got {value!r} ({type(value).__name__})"
-            )
-    node[parts[-1]] = value
+    config.lock()
+    for group in OPEN_GROUPS:
+        _group(config, group).unlock()
+    try:
+        config.update_from_flattened_dict({dotted: value})
+    except KeyError:
+        _unknown(config, dotted)
+    except TypeError:
+        expected = node.get_type(leaf).__name__
+        raise ValueError(
+            f"config.{dotted} expects a {expected}, got {value!r} ({type(value).__name__})"
+        ) from None
+    finally:
+        config.unlock()
+
+
+def _group(config: ml_collections.ConfigDict, dotted: str) -> ml_collections.ConfigDict:
+    node = config
+    for key in dotted.split("."):
+        node = node[key]
+    return node
 
 
 def _unknown(config: ml_collections.ConfigDict, dotted: str) -> None:

@@ -53,3 +53,17 @@ def test_one_variant_table_names_every_variant_everywhere():
     assert set(variants.TABLE_DEFAULT) | set(variants.COMPARE_DEFAULT) <= set(variants.VARIANTS)
     with pytest.raises(ValueError, match=r"--variants: unknown model variant 'lsmt'.*'lstm'"):
         variants.parse_list("lru,lsmt")
+
+
+def test_overrides_go_through_configdicts_locked_typed_assignment():
+    path = f"{CONFIGS[0].parent}/mqar.py:lstm"
+    config = config_lib.load(path, [("model.mixer_options.forget_bias", 0.5), ("optim.lr", 1)])
+    assert config.model.mixer_options.forget_bias == 0.5
+    assert config.optim.lr == 1.0 and isinstance(config.optim.lr, float)
+    with pytest.raises(ValueError, match=r"unknown config key config\.optim\.lrr.*config\.optim\.lr"):
+        config_lib.load(path, [("optim.lrr", 1e-3)])
+    with pytest.raises(ValueError, match=r"config\.optim\.recurrence_lr expects a float, got 'x'"):
+        config_lib.load(path, [("optim.recurrence_lr", "x")])
+    with pytest.raises(ValueError, match=r"config\.model is a group of fields"):
+        config_lib.load(path, [("model", 3)])
+    assert not config.is_locked  # locked only while an override is applied
