@@ -129,11 +129,32 @@ def smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return config
 
 
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+"""The configs installed with memjax (in a checkout, a link to the top-level ``configs/``)."""
+
+
+def find_config(path: str | Path) -> Path:
+    """The config file ``path`` names: the file itself if it exists (relative to the current
+    directory, or absolute), else the installed config of that name (``configs/mqar.py``,
+    ``mqar.py`` and ``mqar`` all name ``PACKAGED_CONFIGS/mqar.py``). FileNotFoundError names
+    both places looked in and the installed configs."""
+    given = Path(path).expanduser()
+    if given.is_file():
+        return given.resolve()
+    name = given.name if given.suffix == ".py" else f"{given.name}.py"
+    packaged = PACKAGED_CONFIGS / name
+    if not given.is_absolute() and packaged.is_file():
+        return packaged
+    available = sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.py") if p.stem != "__init__")
+    raise FileNotFoundError(
+        f"config file {str(path)!r} does not exist: looked for {given.absolute()} and for "
+        f"{packaged} (the installed configs: {', '.join(available)})"
+    )
+
+
 def load_module(path: str | Path) -> Any:
-    """Import a config file by path."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    """Import a config file (found by :func:`find_config`)."""
+    path = find_config(path)
     spec = importlib.util.spec_from_file_location(f"memjax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

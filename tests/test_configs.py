@@ -9,7 +9,9 @@ import pytest
 from memjax import config as config_lib
 from memjax import variants
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
+CONFIGS = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.py") if p.stem != "__init__"
+)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -67,3 +69,26 @@ def test_overrides_go_through_configdicts_locked_typed_assignment():
     with pytest.raises(ValueError, match=r"config\.model is a group of fields"):
         config_lib.load(path, [("model", 3)])
     assert not config.is_locked  # locked only while an override is applied
+
+
+def test_configs_are_found_from_any_directory_and_ship_in_the_package(tmp_path, monkeypatch):
+    import setuptools
+
+    root = CONFIGS[0].parent.parent
+    assert "memjax.configs" in setuptools.find_packages(str(root), include=["memjax*"])
+    assert sorted(p.name for p in config_lib.PACKAGED_CONFIGS.glob("*.py")) == sorted(
+        [p.name for p in CONFIGS] + ["__init__.py"]
+    )
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the installed ones are found
+    for spec in ("configs/mqar.py:lstm", "mqar.py:lstm", "mqar:lstm"):
+        assert config_lib.load(spec).task.name == "mqar"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mqar.py").write_text(
+        "from memjax import config\n"
+        "def get_config(arg):\n"
+        "    c = config.task_config('mqar', arg, options={}, paper={'steps': 7}, smoke_options={})\n"
+        "    return c\n"
+    )
+    assert config_lib.load("configs/mqar.py:lstm").train.steps == 7  # a user's own file wins
+    with pytest.raises(FileNotFoundError, match=r"looked for .*nope\.py and for .*installed"):
+        config_lib.load("configs/nope.py:lstm")

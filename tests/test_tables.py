@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memjax import config as config_lib
 from memjax import experiments as tables
 from memjax import launch, train
 from memjax.experiments import execute, speed
@@ -64,7 +65,7 @@ def test_synthetic_smoke_end_to_end_then_a_rerun_launches_nothing(tmp_path, monk
     # Two `memjax train` subprocesses at a time; XLA's cheapest compile keeps CI fast.
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-    argv = ["synthetic", *folders(tmp_path), "--scale", "smoke", "--mixers", "transformer", *TINY]
+    argv = ["synthetic", *folders(tmp_path), "--scale", "smoke", "--variants", "transformer", *TINY]
     doc = tables.main([*argv, "--jobs", "2"])
     entries = ours(doc)
     assert len(entries) == 11
@@ -116,7 +117,7 @@ def test_lra_cells_without_data_say_no_data_and_how_to_get_it(tmp_path, monkeypa
         write_summary(Path(workdir), 0.5)
 
     monkeypatch.setattr(train, "train_and_evaluate", fake_train)
-    doc = tables.main(["lra", *folders(tmp_path), "--mixers", "lstm"])
+    doc = tables.main(["lra", *folders(tmp_path), "--variants", "lstm"])
     assert sorted(trained) == ["listops", "pathfinder", "pathfinder"]  # Path-X is pathfinder
     (line,) = [line for line in doc.blocks[0].lines if line.kind == "ours"]
     assert [e.status for e in line.entries] == [
@@ -160,7 +161,7 @@ def test_relative_runs_and_out_folders_are_made_absolute(tmp_path, monkeypatch):
         write_summary(Path(workdir), 0.5)
 
     monkeypatch.setattr(train, "train_and_evaluate", fake_train)
-    tables.main(["synthetic", *TINY, "--runs", "r", "--out", "o", "--mixers", "lstm"])
+    tables.main(["synthetic", *TINY, "--runs", "r", "--out", "o", "--variants", "lstm"])
     assert workdirs and all(w.startswith(f"{tmp_path}/r/") for w in workdirs)
     assert (tmp_path / "o" / "synthetic.md").read_text().startswith("#")
 
@@ -178,7 +179,7 @@ def test_mean_and_std_over_two_seeds_beside_the_published_numbers(tmp_path, monk
             percent = 100 * values
             expected[row.label, column] = (percent.mean(), percent.std(ddof=1))
     forbid_training(monkeypatch)
-    tables.main(["lra", *folders(tmp_path), "--seeds", "2", "--mixers", "transformer,lstm"])
+    tables.main(["lra", *folders(tmp_path), "--seeds", "2", "--variants", "transformer,lstm"])
     md = (tmp_path / "out" / "lra.md").read_text()
     tex = (tmp_path / "out" / "lra.tex").read_text()
     transformer = PUBLISHED_LRA["Transformer"].split(" | ")
@@ -213,7 +214,7 @@ def test_a_failed_run_is_noted_beside_the_seeds_that_finished(tmp_path, monkeypa
 
     monkeypatch.setattr(train, "train_and_evaluate", crash)
     with pytest.raises(SystemExit, match="failures f1"):
-        tables.main(["synthetic", *folders(tmp_path), "--seeds", "2", "--mixers", "lstm"])
+        tables.main(["synthetic", *folders(tmp_path), "--seeds", "2", "--variants", "lstm"])
     md = (tmp_path / "out" / "synthetic.md").read_text()
     assert "| LSTM, width 16 | 50.00 · 1/2 seeds; failed (f1) | 50.00 ± 0.00 |" in md
     assert "**f1**:" in md and "RuntimeError: loss is nan at step 7" in md
@@ -229,10 +230,10 @@ def test_a_failed_subprocess_is_reported_with_its_error_line(tmp_path, monkeypat
 
     monkeypatch.setattr(execute.subprocess, "run", crash)
     with pytest.raises(SystemExit, match="failures f1, f2"):
-        tables.main(["synthetic", *folders(tmp_path), "--mixers", "lstm", "--jobs", "2"])
+        tables.main(["synthetic", *folders(tmp_path), "--variants", "lstm", "--jobs", "2"])
     first = tables.all_runs(tables.synthetic(tables.Plan("smoke", 1, ("lstm",), ())))[0]
     assert [sys.executable, "-m", "memjax.cli", "train"] == commands[0][:4]
-    assert f"{tables.ROOT}/configs/mqar.py:lstm,smoke" in commands[0]
+    assert f"{config_lib.PACKAGED_CONFIGS}/mqar.py:lstm,smoke" in commands[0]
     md = (tmp_path / "out" / "synthetic.md").read_text()
     log = tmp_path / "runs" / first.name / "train.log"
     assert f"RuntimeError: exit status 1; see {log}: ValueError: bad option" in md
@@ -248,7 +249,7 @@ def test_tpu_launch_gives_each_run_its_own_vm_and_collects_the_fetched_summaries
         write_summary(Path(argv[argv.index("--workdir") + 1]), 0.25)
 
     monkeypatch.setattr(launch, "main", fake_launch)
-    argv = ["synthetic", *folders(tmp_path), "--mixers", "lstm", "--launch", "tpu", "--jobs", "3"]
+    argv = ["synthetic", *folders(tmp_path), "--variants", "lstm", "--launch", "tpu", "--jobs", "3"]
     doc = tables.main([*argv, "--", *LAUNCHER])
     runs = tables.all_runs(tables.synthetic(tables.Plan("smoke", 1, ("lstm",), ())))
     assert len(calls) == len(runs) == 11
@@ -275,7 +276,7 @@ def test_tpu_launch_gives_each_run_its_own_vm_and_collects_the_fetched_summaries
 
 def test_tpu_dry_run_prints_the_launchers_commands(tmp_path, capsys):
     doc = tables.main(
-        ["synthetic", *folders(tmp_path), "--mixers", "lstm", "--launch", "tpu"]
+        ["synthetic", *folders(tmp_path), "--variants", "lstm", "--launch", "tpu"]
         + ["--", *LAUNCHER, "--dry-run"]
     )
     first = tables.all_runs(tables.synthetic(tables.Plan("smoke", 1, ("lstm",), ())))[0]
@@ -303,7 +304,7 @@ def test_lra_speed_ratios_beside_lra_table_2_measured_once(tmp_path, monkeypatch
         }
 
     monkeypatch.setattr(speed, "measure_speed", fake_measure)
-    argv = ["lra_speed", *folders(tmp_path), "--mixers", "transformer,lstm"]
+    argv = ["lra_speed", *folders(tmp_path), "--variants", "transformer,lstm"]
     tables.main(argv)
     assert len(measured) == 8
     md = (tmp_path / "out" / "lra_speed.md").read_text()
@@ -348,7 +349,7 @@ def test_run_names_are_deterministic_and_name_everything_that_changes_a_run():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["synthetic", "--mixers", "lstm,nope"], "unknown 'nope'"),
+        (["synthetic", "--variants", "lstm,nope"], "unknown model variant 'nope'"),
         (["synthetic", "--set", "train.seed=3"], "seeds are 0..N-1 from --seeds"),
         (["synthetic", "--launch", "tpu"], "-- --tpu NAME"),
         (["lra_speed", "--launch", "tpu", "--", "--tpu", "x"], "this machine's device"),

@@ -13,11 +13,10 @@ holds the published numbers and their sources; :mod:`~memjax.experiments.compare
 from memjax.experiments.cli import main, parse
 from memjax.experiments.definitions import TABLES, all_runs, lra, synthetic
 from memjax.experiments.results import Document, Entry
-from memjax.experiments.runs import ROOT, Plan, Run
+from memjax.experiments.runs import Plan, Run
 from memjax.experiments.speed import measure_speed
 
 __all__ = [
-    "ROOT",
     "TABLES",
     "Document",
     "Entry",

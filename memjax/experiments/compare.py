@@ -23,7 +23,6 @@ from memjax import config as config_lib
 from memjax import paths, variants
 
 DEFAULT_TASKS = ("mqar", "listops")
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def run_one(task: str, variant: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -134,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--configs", default=str(CONFIGS), help="folder of config files")
+    parser.add_argument(
+        "--configs", default=str(config_lib.PACKAGED_CONFIGS), help="folder of config files"
+    )
     parser.add_argument("--progress", action="store_true")
     parser.add_argument(
         "--set",

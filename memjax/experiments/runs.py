@@ -12,7 +12,6 @@ from typing import Any
 from memjax import config as config_lib
 from memjax.experiments import published
 
-ROOT = Path(__file__).resolve().parents[2]
 LRA_HEADERS = ("ListOps", "Text", "Retrieval", "Image", "Pathfinder", "Path-X")
 VM_OPTION = {"tpu": "--tpu", "gpu": "--vm"}
 PROBLEM_PREFIX = {"no data": "d", "failed": "f"}
@@ -84,7 +83,7 @@ class Run:
     def absolute_config(self) -> str:
         """The config spec with the file's absolute path."""
         file, _, arg = self.config.partition(":")
-        return f"{ROOT / file}:{arg}"
+        return f"{config_lib.PACKAGED_CONFIGS / Path(file).name}:{arg}"
 
     def load(self) -> Any:
         """The run's ConfigDict."""
