@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m ruff check memjax tests configs launch
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry .
 	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --durations=15 tests
 
 demo: $(STAMP)
@@ -24,6 +26,8 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check memjax tests configs launch
 	$(PY) -m ruff format --check memjax tests configs launch
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -23,6 +23,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from tabulate import tabulate
 
 import memjax
 from memjax.cells.base import Cell
@@ -406,19 +407,24 @@ def markdown(rows: Sequence[Row], reference: str = "flax OptimizedLSTMCell") -> 
     """Rows as a markdown table with each time's ratio to ``reference`` at the same length and
     pass (measured in the same run)."""
     ref = {(r.length, r.pass_): r.median_ms for r in rows if r.name == reference}
-    lines = [
-        f"| memory | length | pass | median ms | tokens/s | compile s | peak MB | x {reference} |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        key = (r.length, r.pass_)
-        ratio = f"{r.median_ms / ref[key]:.2f}" if key in ref else "-"
-        peak = f"{r.peak_bytes / 2**20:,.0f}" if r.peak_bytes else "-"
-        lines.append(
-            f"| {r.name} | {r.length} | {r.pass_} | {r.median_ms:.2f} | {r.tokens_per_s:,.0f} | "
-            f"{r.compile_s:.2f} | {peak} | {ratio} |"
+    headers = ("memory", "length", "pass", "median ms", "tokens/s", "compile s", "peak MB")
+    table = [
+        (
+            r.name,
+            r.length,
+            r.pass_,
+            f"{r.median_ms:.2f}",
+            f"{r.tokens_per_s:,.0f}",
+            f"{r.compile_s:.2f}",
+            f"{r.peak_bytes / 2**20:,.0f}" if r.peak_bytes else "-",
+            f"{r.median_ms / ref[key]:.2f}" if (key := (r.length, r.pass_)) in ref else "-",
         )
-    return "\n".join(lines)
+        for r in rows
+    ]
+    align = ("left", "right", "left", "right", "right", "right", "right", "right")
+    return tabulate(
+        table, (*headers, f"x {reference}"), tablefmt="pipe", colalign=align, disable_numparse=True
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

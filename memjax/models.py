@@ -23,6 +23,7 @@ from flax import nnx
 
 from memjax import cells
 from memjax.cells.base import Memory
+from memjax.params import RecurrenceParam, TableParam
 from memjax.scan import scan
 
 Array = jax.Array
@@ -63,10 +64,25 @@ class Mixer(nnx.Module):
         bidirectional: bool = False,
     ):
         self.memory: Memory = cells.get(name, hidden=d_model, **dict(options or {}))
-        init = lambda: jax.tree.map(nnx.Param, self.memory.init(rngs.params(), d_model))
-        self.params = nnx.data(init())
-        self.backward_params = nnx.data(init()) if bidirectional else None
+        self.params = nnx.data(self._tagged(self.memory.init(rngs.params(), d_model)))
+        self.backward_params = (
+            nnx.data(self._tagged(self.memory.init(rngs.params(), d_model)))
+            if bidirectional
+            else None
+        )
         self.mode, self.remat, self.unroll = mode, remat, unroll
+
+    def _tagged(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The memory's parameter dict with each top-level entry as the kind of parameter it is
+        (:mod:`memjax.params`): recurrence parameters, lookup tables, or plain ``nnx.Param``."""
+        memory = type(self.memory)
+
+        def kind(key: str) -> type[nnx.Param]:
+            if key in memory.recurrence_params:
+                return RecurrenceParam
+            return TableParam if key in memory.table_params else nnx.Param
+
+        return {key: jax.tree.map(kind(key), value) for key, value in params.items()}
 
     def values(self, backward: bool = False) -> Any:
         """The memory's parameter pytree as plain arrays (the backward memory's if asked)."""

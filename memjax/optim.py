@@ -2,11 +2,13 @@
 
 Parameters fall into three groups by what they are, read off the module that owns them:
 
-* ``recurrence``: the keys a memory lists in ``recurrence_params`` (LRU's ``nu_log`` and
-  ``theta_log``, S5's eigenvalues and step sizes): ``optim.recurrence_lr``, no weight decay;
-* ``no_decay``: lookup tables (``nnx.Embed``'s token embedding, the keys a memory lists in
-  ``table_params`` such as attention's learned positions), and every parameter with fewer than
-  two dimensions (biases, norm scales, a CLS token): ``optim.lr``, no weight decay;
+* ``recurrence``: :class:`~memjax.params.RecurrenceParam` (the keys a memory lists in
+  ``recurrence_params``: LRU's ``nu_log`` and ``theta_log``, S5's eigenvalues and step sizes):
+  ``optim.recurrence_lr``, no weight decay;
+* ``no_decay``: lookup tables (``nnx.Embed``'s token embedding, and
+  :class:`~memjax.params.TableParam` such as attention's learned positions), and every parameter
+  with fewer than two dimensions (biases, norm scales, a CLS token): ``optim.lr``, no weight
+  decay;
 * ``decay``: all other matrices, every ``nnx.Linear`` kernel included (the input projection of
   continuous inputs among them): ``optim.lr`` with ``optim.weight_decay``.
 
@@ -25,7 +27,7 @@ import ml_collections
 import optax
 from flax import nnx
 
-from memjax.models import Mixer
+from memjax.params import RecurrenceParam, TableParam
 
 GROUPS = ("decay", "no_decay", "recurrence")
 
@@ -48,23 +50,17 @@ def schedule(optim: ml_collections.ConfigDict, lr: float, steps: int) -> optax.S
 def param_labels(model: nnx.Module) -> Any:
     """A pytree like ``nnx.state(model, nnx.Param)`` holding each parameter's group name."""
     groups: dict[tuple, str] = {}
+    for path, _ in nnx.to_flat_state(nnx.state(model, RecurrenceParam)):
+        groups[path] = "recurrence"
+    for path, _ in nnx.to_flat_state(nnx.state(model, TableParam)):
+        groups[path] = "no_decay"
     for path, module in nnx.iter_modules(model):
         if isinstance(module, nnx.Embed):
             groups[(*path, "embedding")] = "no_decay"
-        if isinstance(module, Mixer):
-            memory = type(module.memory)
-            for owner in ("params", "backward_params"):
-                for key in memory.recurrence_params:
-                    groups[(*path, owner, key)] = "recurrence"
-                for key in memory.table_params:
-                    groups[(*path, owner, key)] = "no_decay"
 
     def label(path: tuple, value: Any) -> str:
         keys = tuple(getattr(k, "key", k) for k in path)
-        for prefix, group in groups.items():
-            if keys[: len(prefix)] == prefix:
-                return group
-        return "no_decay" if value.ndim < 2 else "decay"
+        return groups.get(keys, "no_decay" if value.ndim < 2 else "decay")
 
     return jax.tree_util.tree_map_with_path(label, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
 

@@ -9,9 +9,8 @@ import pytest
 from memjax import config as config_lib
 from memjax import variants
 
-CONFIGS = sorted(
-    p for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.py") if p.stem != "__init__"
-)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.py") if p.stem != "__init__")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -86,8 +85,9 @@ def test_configs_are_found_from_any_directory_and_ship_in_the_package(tmp_path, 
     (tmp_path / "configs" / "mqar.py").write_text(
         "from memjax import config\n"
         "def get_config(arg):\n"
-        "    c = config.task_config('mqar', arg, options={}, paper={'steps': 7}, smoke_options={})\n"
-        "    return c\n"
+        "    return config.task_config(\n"
+        "        'mqar', arg, options={}, paper={'steps': 7}, smoke_options={}\n"
+        "    )\n"
     )
     assert config_lib.load("configs/mqar.py:lstm").train.steps == 7  # a user's own file wins
     with pytest.raises(FileNotFoundError, match=r"looked for .*nope\.py and for .*installed"):

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from memjax import config as config_lib
 from memjax import paths, variants
 
@@ -66,16 +68,27 @@ def run_one(task: str, variant: str, out: Path, args: argparse.Namespace) -> dic
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison as a markdown table."""
-    lines = [
-        "| task | mixer | test metric | params | tokens/s (train) | state bytes / sequence |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['task']} | {r['mixer']} | {r['metric']} {r['test']:.3f} | {r['params']:,} | "
-            f"{r['tokens_per_s']:,.0f} | {r['state_bytes']:,} |"
+    headers = (
+        "task",
+        "variant",
+        "test metric",
+        "params",
+        "tokens/s (train)",
+        "state bytes / sequence",
+    )
+    table = [
+        (
+            r["task"],
+            r["mixer"],
+            f"{r['metric']} {r['test']:.3f}",
+            f"{r['params']:,}",
+            f"{r['tokens_per_s']:,.0f}",
+            f"{r['state_bytes']:,}",
         )
-    return "\n".join(lines)
+        for r in rows
+    ]
+    align = ("left", "left", "right", "right", "right", "right")
+    return tabulate(table, headers, tablefmt="pipe", colalign=align, disable_numparse=True)
 
 
 def plot(rows: Sequence[dict[str, Any]], args: argparse.Namespace, path: Path) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tabulate import tabulate
 
 from memjax import cells, paths
 from memjax.options import parse_memories
@@ -170,24 +171,32 @@ def run_probes(args: argparse.Namespace) -> dict[str, Any]:
 
 def summary_table(results: dict[str, Any]) -> str:
     """Markdown table: decay lags of the gradient flows, horizon, capacity, half-life."""
-    lines = [
-        "| subject | grad decay lag (x / h) | recall horizon | recall capacity | "
-        "median half-life of a |",
-        "|---|---|---:|---:|---:|",
-    ]
+    headers = (
+        "subject",
+        "grad decay lag (x / h)",
+        "recall horizon",
+        "recall capacity",
+        "median half-life of a",
+    )
+    table = []
     for s in results["subjects"]:
         label = s["label"]
         flow = results["gradient_flow"][label]
         state = (flow["state"]["decay_lag"] or "never") if flow["state"] else "-"
         ridge = results["recall"][label]["ridge"]
-        reach = f"{'>=' if ridge['censored'] else ''}{ridge['horizon']:.1f}"
         spectrum = results["spectra"][label]
         life = spectrum["half_life_median"] if spectrum else None
-        lines.append(
-            f"| {label} | {flow['input']['decay_lag'] or 'never'} / {state} | {reach} | "
-            f"{ridge['capacity']:.1f} | {'-' if life is None else f'{life:.1f}'} |"
+        table.append(
+            (
+                label,
+                f"{flow['input']['decay_lag'] or 'never'} / {state}",
+                f"{'>=' if ridge['censored'] else ''}{ridge['horizon']:.1f}",
+                f"{ridge['capacity']:.1f}",
+                "-" if life is None else f"{life:.1f}",
+            )
         )
-    return "\n".join(lines)
+    align = ("left", "left", "right", "right", "right")
+    return tabulate(table, headers, tablefmt="pipe", colalign=align, disable_numparse=True)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
