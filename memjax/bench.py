@@ -16,19 +16,19 @@ import datetime
 import functools
 import json
 import platform
-import statistics
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from tabulate import tabulate
 
 import memjax
+from memjax.bench_baselines import BASELINES
 from memjax.cells.base import Cell
 from memjax.options import parse_memories, parse_memory
 from memjax.scan import MODES, Unroll, resolve_mode, resolve_options, resolve_unroll
+from memjax.timing import jax_pair, time_interleaved
 
 
 @dataclasses.dataclass
@@ -44,46 +44,6 @@ class Row:
     tokens_per_s: float
     compile_s: float
     peak_bytes: int | None = None
-
-
-def _block(x: Any) -> Any:
-    return jax.tree.map(
-        lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Timed:
-    """A call to time, the device memory it needs and its compile seconds (None where
-    unknown: then the first call's seconds are reported as the compile time)."""
-
-    call: Callable[[], Any]
-    peak_bytes: int | None
-    compile_s: float | None = None
-
-
-def seconds(fn: Callable[[], Any]) -> float:
-    """Wall seconds of one call of ``fn``, waiting for its results."""
-    start = time.perf_counter()
-    _block(fn())
-    return time.perf_counter() - start
-
-
-def time_interleaved(fns: Sequence[Callable[[], Any]], repeats: int) -> list[tuple[float, float]]:
-    """``(first-call seconds, median seconds of repeats)`` for each of ``fns``.
-
-    After every function's first (compiling) call, the repeats run in rounds that call each
-    function once, so a change in the machine's load during the run falls on all of them alike
-    and their ratios stay fair.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
-    first = [seconds(fn) for fn in fns]
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, record in zip(fns, times, strict=True):
-            record.append(seconds(fn))
-    return [(f, statistics.median(t)) for f, t in zip(first, times, strict=True)]
 
 
 def memjax_functions(
@@ -178,133 +138,6 @@ def option_grid(
                 continue
             grid.append((unroll, remat))
     return grid or [("auto", 0)]
-
-
-def flax_functions(cell_name: str, batch: int, length: int, width: int):
-    """Forward and forward+backward of ``flax.linen.RNN(cell)``."""
-    from flax import linen as nn
-
-    cell = getattr(nn, cell_name)(features=width)
-    model = nn.RNN(cell)
-    xs = jax.random.normal(jax.random.key(1), (batch, length, width))
-    variables = model.init(jax.random.key(0), xs)
-
-    def loss(v, x):
-        return jnp.sum(model.apply(v, x) ** 2)
-
-    forward = jax.jit(model.apply)
-    backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return jax_pair(forward, backward, variables, xs)
-
-
-def jax_cudnn_functions(batch: int, length: int, width: int):
-    """Forward and forward+backward of ``jax.experimental.rnn.lstm`` (cuDNN through JAX; None
-    off NVIDIA GPUs, where it has no lowering)."""
-    if jax.default_backend() != "gpu":
-        return None
-    from jax.experimental import rnn
-
-    sizes = dict(input_size=width, hidden_size=width, num_layers=1, dropout=0.0)
-    weights = rnn.init_lstm_weight(jax.random.key(0), width, width, 1, False)
-    xs = jax.random.normal(jax.random.key(1), (batch, length, width))
-    zeros = jnp.zeros((1, batch, width))
-    lengths = jnp.full((batch,), length, jnp.int32)
-
-    def apply(w, x):
-        return rnn.lstm(x, zeros, zeros, w, lengths, **sizes, bidirectional=False)[0]
-
-    forward = jax.jit(apply)
-    backward = jax.jit(jax.grad(lambda w, x: jnp.sum(apply(w, x) ** 2), argnums=(0, 1)))
-    return jax_pair(forward, backward, weights, xs)
-
-
-def torch_functions(kind: str, batch: int, length: int, width: int):
-    """Forward and forward+backward of ``torch.nn.LSTM`` / ``GRU`` or SDPA (None without torch).
-
-    SDPA runs 8 heads of ``width // 8`` in bfloat16 on a GPU (float32 on a CPU), causal.
-    """
-    try:
-        import torch
-    except ImportError:
-        return None
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if kind == "sdpa":
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        shape = (batch, 8, length, width // 8)
-        q, k, v = (
-            torch.randn(shape, device=device, dtype=dtype, requires_grad=True) for _ in "qkv"
-        )
-        params = [q, k, v]
-
-        def run():
-            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-    else:
-        layer = getattr(torch.nn, kind)(width, width, batch_first=True).to(device)
-        xs = torch.randn(batch, length, width, device=device, requires_grad=True)
-        params = [*layer.parameters(), xs]
-
-        def run():
-            return layer(xs)[0]
-
-    def sync(out):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return out
-
-    def forward():
-        with torch.no_grad():
-            return sync(run())
-
-    def backward():
-        for p in params:
-            p.grad = None
-        (run().float() ** 2).sum().backward()
-        return sync(None)
-
-    def measured(fn: Callable[[], Any]) -> Timed:
-        if device != "cuda":
-            return Timed(fn, None)
-        torch.cuda.reset_peak_memory_stats()
-        fn()
-        return Timed(fn, torch.cuda.max_memory_allocated())
-
-    return measured(forward), measured(backward)
-
-
-BASELINES: dict[str, tuple[Callable[..., Any], ...]] = {
-    "flax OptimizedLSTMCell": (flax_functions, "OptimizedLSTMCell"),
-    "flax LSTMCell": (flax_functions, "LSTMCell"),
-    "jax cuDNN LSTM": (jax_cudnn_functions,),
-    "torch LSTM": (torch_functions, "LSTM"),
-    "torch GRU": (torch_functions, "GRU"),
-    "torch sdpa": (torch_functions, "sdpa"),
-}
-"""Baselines by row name: the function making their calls and its leading arguments."""
-
-
-def compiled(jitted: Any, *args: Any) -> Timed:
-    """``jitted(*args)`` compiled ahead of time, with its compile seconds and the device bytes
-    XLA plans for one call: arguments, outputs and temporaries (None where the backend gives no
-    memory analysis)."""
-    start = time.perf_counter()
-    executable = jitted.lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    analysis = executable.memory_analysis()
-    planned = None
-    if analysis is not None:
-        planned = (
-            analysis.argument_size_in_bytes
-            + analysis.output_size_in_bytes
-            + analysis.temp_size_in_bytes
-            - analysis.alias_size_in_bytes
-        )
-    return Timed(lambda: executable(*args), planned, compile_s)
-
-
-def jax_pair(forward: Any, backward: Any, *args: Any) -> tuple[Timed, Timed]:
-    """The forward and forward+backward calls of two jitted functions on ``args``."""
-    return compiled(forward, *args), compiled(backward, *args)
 
 
 def model_compile_seconds(text: str, *, depth: int = 4, width: int = 128, length: int = 256):
