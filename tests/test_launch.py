@@ -1,9 +1,11 @@
 """memjax launch against a fake gcloud on PATH: the calls in order, failures, dry runs, bad input.
 
 The fake appends its argv as one JSON line to ``calls.jsonl``, "copies" files (scp into a fake
-remote home, ``storage cp`` writes a stub per source), prints queued-resource states, and exits
-1 when its argv contains a substring listed in ``FAKE_GCLOUD_FAIL``. Nothing reaches a network.
-The remote scripts themselves run in bash against fake ``curl``/``uv``/``nvidia-smi``/``memjax``.
+remote home, ``storage cp`` writes a stub per source), prints queued-resource states, answers
+polls of the detached run with the states in ``FAKE_GCLOUD_POLLS`` (and a log line each), exits
+1 when its argv contains a substring listed in ``FAKE_GCLOUD_FAIL``, and blocks (until the file
+``release`` appears) when it contains ``FAKE_GCLOUD_HANG``. Nothing reaches a network. The
+remote scripts themselves run in bash against fake ``curl``/``uv``/``nvidia-smi``/``memjax``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from memjax.train import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/mqar.py:lstm,smoke"
+POLL_MARK = launch_remote.POLL_MARK
 
 FAKE_GCLOUD = """#!{python} -S
 import json, os, shutil, sys, time
@@ -59,8 +62,19 @@ for i, (needle, times) in enumerate(json.loads(os.environ.get("FAKE_GCLOUD_FAIL"
         sys.exit(1)
 hang = os.environ.get("FAKE_GCLOUD_HANG")
 if hang and hang in line:
-    open(os.path.join(state, "hanging"), "w").close()
-    time.sleep(60)
+    open(os.path.join(state, "hanging-" + str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(state, "release")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+if {poll_mark!r} in line:
+    states = os.environ.get("FAKE_GCLOUD_POLLS", "0").split(",")
+    poll = bump("polls")
+    chunk = "log line " + str(poll) + "\\n"
+    path = os.path.join(state, "log-bytes")
+    size = (int(open(path).read()) if os.path.exists(path) else 0) + len(chunk)
+    open(path, "w").write(str(size))
+    print({poll_mark!r}, states[min(poll, len(states) - 1)], size)
+    print(chunk, end="")
 if "describe" in argv:
     states = os.environ.get("FAKE_GCLOUD_STATES", "ACTIVE").split(",")
     print(states[min(bump("describes"), len(states) - 1)])
@@ -84,7 +98,7 @@ def fake(tmp_path, monkeypatch):
     bin_dir.mkdir()
     state.mkdir()
     script = bin_dir / "gcloud"
-    script.write_text(FAKE_GCLOUD.format(python=sys.executable))
+    script.write_text(FAKE_GCLOUD.format(python=sys.executable, poll_mark=POLL_MARK))
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_GCLOUD_DIR", str(state))
@@ -139,24 +153,31 @@ ZONE = "--zone=us-central2-b"
 def test_tpu_happy_path_records_every_step_in_order(fake, tmp_path, capsys):
     run_launch(tpu_args())
     recorded = calls(fake)
-    assert len(recorded) == 6
-    create, copy, install, run, fetch, delete = recorded
+    assert len(recorded) == 7
+    create, copy, install, start, poll, fetch, delete = recorded
     assert create == [*TPU, "create", "mq-lstm", ZONE, "--accelerator-type=v4-32",
                       "--version=tpu-ubuntu2204-base"]  # fmt: skip
     assert copy == [*TPU, "scp", str(tmp_path / "tmp" / "memjax-mq-lstm-src.tar.gz"),
                     "mq-lstm:memjax-src.tar.gz", ZONE, "--worker=all", "--quiet"]  # fmt: skip
-    for ssh in (install, run):
+    for ssh in (install, start):
         assert ssh[:9] == [*TPU, "ssh", "mq-lstm", ZONE, "--worker=all", "--quiet", "--command"]
     assert '"jax[tpu]"' in install[-1] and "tar -xzf memjax-src.tar.gz" in install[-1]
     remote_command = f"memjax train --config {shlex.quote(CONFIG)} --workdir {REMOTE}"
-    assert run[-1].endswith(f"exec ../memjax-venv/bin/{remote_command}")
-    assert "MEMJAX_COORDINATOR" in run[-1]
+    assert start[-1] == launch_remote.start_script("tpu", shlex.split(remote_command)[1:])
+    assert 'setsid nohup bash -c \'echo $$ > "$HOME/memjax-run.pid"; ' in start[-1]
+    assert f'../memjax-venv/bin/{remote_command} > "$HOME/memjax-run.log" 2>&1' in start[-1]
+    assert "MEMJAX_COORDINATOR" in start[-1]
+    # Only worker 0 is polled, from log byte 0 on.
+    assert poll == [*TPU, "ssh", "mq-lstm", ZONE, "--worker=0", "--quiet", "--command",
+                    launch_remote.poll_script(0)]  # fmt: skip
     files = [f"{REMOTE}/summary.json", f"{REMOTE}/metrics.jsonl", f"{REMOTE}/config.json"]
     assert fetch == ["storage", "cp", *files, f"{tmp_path / 'runs/mqar-lstm'}/"]
     assert delete == [*TPU, "delete", "mq-lstm", ZONE, "--quiet"]
     summary = json.loads((tmp_path / "runs/mqar-lstm/summary.json").read_text())
     assert summary == {"fetched": f"{REMOTE}/summary.json"}
-    assert json.loads(capsys.readouterr().out) == summary
+    out = capsys.readouterr().out
+    assert out.startswith("log line 0\n")  # the run's log, streamed
+    assert json.loads(out.removeprefix("log line 0\n")) == summary
     assert not (tmp_path / "tmp" / "memjax-mq-lstm-src.tar.gz").exists()  # removed afterwards
 
 
@@ -170,7 +191,7 @@ def test_the_tarball_holds_the_sources_the_vm_needs(fake):
 
 def test_gpu_happy_path(fake, tmp_path):
     run_launch(gpu_args("--spot"))
-    create, copy, install, run, fetch, delete = calls(fake)
+    create, copy, install, start, poll, fetch, delete = calls(fake)
     zone = "--zone=us-central1-a"
     assert create == [
         "compute", "instances", "create", "mq-gpu", zone, "--machine-type=g2-standard-8",
@@ -184,8 +205,10 @@ def test_gpu_happy_path(fake, tmp_path):
     assert install[:6] == ["compute", "ssh", "mq-gpu", zone, "--quiet", "--command"]
     assert "nvidia-smi" in install[-1] and '"jax[cuda12]"' in install[-1]
     remote_workdir = "gs://my-bucket/memjax/runs/mq-gpu"
-    assert run[-1].endswith(f"--workdir {remote_workdir}")
-    assert "MEMJAX_COORDINATOR" not in run[-1]
+    assert f"--workdir {remote_workdir}" in start[-1]
+    assert "MEMJAX_COORDINATOR" not in start[-1]
+    assert poll == ["compute", "ssh", "mq-gpu", zone, "--quiet", "--command",
+                    launch_remote.poll_script(0)]  # fmt: skip
     assert fetch[-1] == f"{Path.cwd() / 'runs/mq-gpu'}/"
     assert fetch[2] == f"{remote_workdir}/summary.json"
     assert delete == ["compute", "instances", "delete", "mq-gpu", zone, "--quiet"]
@@ -212,8 +235,8 @@ def test_queued_tpu_waits_until_active(fake, monkeypatch):
 def test_eval_runs_in_the_bucket_and_fetches_nothing(fake):
     run_launch(tpu_args(command=("eval", "--workdir=runs/mqar-lstm")))
     recorded = calls(fake)
-    assert verbs(recorded) == ["create", "scp", "ssh", "ssh", "delete"]
-    assert recorded[3][-1].endswith(f"memjax eval --workdir {REMOTE}")
+    assert verbs(recorded) == ["create", "scp", "ssh", "ssh", "ssh", "delete"]
+    assert f"memjax eval --workdir {REMOTE} >" in recorded[3][-1]
 
 
 # ----------------------------------------------------------------------------- failures
@@ -231,14 +254,27 @@ def test_failure_half_way_names_the_step_and_still_deletes(fake, monkeypatch, tm
 
 
 def test_failed_run_and_failed_delete_are_both_reported(fake, monkeypatch):
-    failing = [["memjax-venv/bin/memjax", None], ["tpu-vm delete", None]]
-    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps(failing))
+    monkeypatch.setenv("FAKE_GCLOUD_POLLS", "running,3")
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["tpu-vm delete", None]]))
     with pytest.raises(SystemExit) as raised:
         run_launch(tpu_args())
     message = str(raised.value.code)
-    assert "step 'run' failed" in message
+    assert "step 'run' failed (the run's exit status 3)" in message
+    assert "~/memjax-run.log" in message  # where the whole log is
     assert "Deleting the VM failed too" in message and "step 'delete' failed" in message
-    assert verbs(calls(fake))[-1] == "delete"
+    recorded = calls(fake)
+    assert verbs(recorded)[-3:] == ["ssh", "ssh", "delete"]
+    # After the failure every worker shows its exit status and last lines.
+    report = recorded[-2]
+    assert report == [*TPU, "ssh", "mq-lstm", ZONE, "--worker=all", "--quiet", "--command",
+                      launch_remote.report_script()]  # fmt: skip
+
+
+def test_a_failed_start_is_retried_and_then_fails(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([["memjax-venv/bin/memjax", None]]))
+    with pytest.raises(SystemExit, match="step 'start' failed"):
+        run_launch(tpu_args())
+    assert verbs(calls(fake)) == ["create", "scp", "ssh", "ssh", "ssh", "ssh", "delete"]
 
 
 def test_failed_create_deletes_nothing_and_says_how(fake, monkeypatch):
@@ -287,20 +323,101 @@ def test_keep_after_a_failure_leaves_the_vm(fake, monkeypatch):
     assert verbs(calls(fake))[-1] == "ssh"
 
 
+def wait_for_hanging(state: Path, count: int = 1, timeout: float = 15) -> None:
+    """Until ``count`` fake gcloud calls hang."""
+    deadline = time.monotonic() + timeout
+    while len(list(state.glob("hanging-*"))) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} gcloud calls hang"
+        time.sleep(0.02)
+
+
 def test_sigterm_during_the_run_still_deletes(fake, tmp_path):
     code = f"from memjax import cli; cli.main(['launch', *{tpu_args()!r}])"
-    env = {**os.environ, "FAKE_GCLOUD_HANG": "memjax-venv/bin/memjax", "TMPDIR": tempfile.tempdir}
+    env = {**os.environ, "FAKE_GCLOUD_HANG": POLL_MARK, "TMPDIR": tempfile.tempdir}
     launcher = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 15
-    while not (fake / "hanging").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_hanging(fake)
     launcher.send_signal(signal.SIGTERM)
     _, stderr = launcher.communicate(timeout=15)
     assert launcher.returncode == 1
-    assert "stopped by signal" in stderr
-    assert verbs(calls(fake)) == ["create", "scp", "ssh", "ssh", "delete"]
+    assert "memjax launch: stopped by signal 15\nDeleted the VM: gcloud" in stderr
+    assert verbs(calls(fake)) == ["create", "scp", "ssh", "ssh", "ssh", "delete"]
+
+
+def test_sigterm_to_a_table_launching_runs_on_vms_deletes_every_vm_it_made(fake, tmp_path):
+    table = [
+        "table", "synthetic", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+        "--variants", "lstm", "--launch", "tpu", "--jobs", "3", "--",
+        "--tpu", "mem", "--zone", "us-central2-b", "--accelerator-type", "v4-32",
+        "--bucket", "gs://my-bucket",
+    ]  # fmt: skip
+    code = f"from memjax import cli; cli.main({table!r})"
+    env = {**os.environ, "FAKE_GCLOUD_HANG": POLL_MARK, "TMPDIR": tempfile.tempdir}
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_hanging(fake, 3)  # three VMs made, their runs going
+    launcher.send_signal(signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=15)
+    assert launcher.returncode == 1, stderr
+    assert "memjax table: stopped by SIGTERM" in stderr
+    assert stderr.count("memjax launch: stopped by signal 15\nDeleted the VM") == 3
+    recorded = calls(fake)
+    created = [argv[4] for argv in recorded if argv[3] == "create"]
+    deleted = [argv[4] for argv in recorded if argv[3] == "delete"]
+    assert len(created) == 3 and sorted(deleted) == sorted(created)
+    assert all(name.startswith("mem-") and name.endswith("-s0") for name in created)
+    for name in created:  # each VM: made, polled, then deleted, and nothing after
+        mine = [argv for argv in recorded if name in argv or f"{name}:memjax-src.tar.gz" in argv]
+        assert verbs(mine) == ["create", "scp", "ssh", "ssh", "ssh", "delete"]
+    assert not list((tmp_path / "tmp").glob("*.tar.gz"))
+
+
+def test_a_dropped_poll_is_retried_and_the_vm_outlives_the_run(fake, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([[POLL_MARK, 1]]))  # ssh drops once
+    monkeypatch.setenv("FAKE_GCLOUD_POLLS", "running,running,0")
+    run_launch(tpu_args())
+    recorded = calls(fake)
+    assert verbs(recorded) == [
+        "create", "scp", "ssh", "ssh", "ssh", "ssh", "ssh", "ssh", "cp", "delete",
+    ]  # fmt: skip
+    polls = [argv[-1] for argv in recorded[4:8]]
+    line = len("log line 0\n")
+    assert polls == [launch_remote.poll_script(offset) for offset in (0, 0, line, 2 * line)]
+    out, err = capsys.readouterr()
+    assert out.startswith("log line 0\nlog line 1\nlog line 2\n")  # streamed, in order
+    assert "polling the run failed (exit status 1" in err and "keeps running on the VM" in err
+    assert json.loads((Path.cwd() / "runs/mqar-lstm/summary.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("states", "extra", "expected"),
+    [
+        ("running,gone", (), "the run ended without an exit status"),
+        ("running", ("--timeout-hours", "1e-9"), "still running after the timeout"),
+    ],
+)
+def test_a_vanished_or_overdue_run_fails_and_deletes(fake, monkeypatch, states, extra, expected):
+    monkeypatch.setenv("FAKE_GCLOUD_POLLS", states)
+    with pytest.raises(SystemExit) as raised:
+        run_launch(tpu_args(*extra))
+    assert f"step 'run' failed ({expected}" in str(raised.value.code)
+    assert "run the same launch again to resume" in str(raised.value.code)
+    assert verbs(calls(fake))[-1] == "delete"
+
+
+def test_a_vm_unreachable_for_too_long_is_given_up_and_deleted(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_GCLOUD_FAIL", json.dumps([[POLL_MARK, None]]))
+    monkeypatch.setattr(launch_steps, "UNREACHABLE_S", 0.3)
+    with pytest.raises(SystemExit, match="step 'run' failed \\(no answer for"):
+        run_launch(tpu_args())
+    recorded = verbs(calls(fake))
+    assert recorded.count("ssh") >= 4 and recorded[-1] == "delete"  # install, start, polls
 
 
 def test_gcloud_missing_from_path(fake, monkeypatch, tmp_path):
@@ -319,10 +436,11 @@ def test_dry_run_prints_the_commands_and_runs_nothing(fake, capsys, tmp_path):
     assert not (tmp_path / "tmp" / "memjax-mq-lstm-src.tar.gz").exists()
     assert not (tmp_path / "runs").exists()
     argvs = [shlex.split(line) for line in lines]
-    assert verbs(argvs) == ["create", "scp", "ssh", "ssh", "cp", "delete"]
+    assert verbs(argvs) == ["create", "scp", "ssh", "ssh", "ssh", "cp", "delete"]
     assert all(argv[0] == "gcloud" for argv in argvs)
+    assert argvs[4][-1] == launch_remote.poll_script(0)  # the first poll of the run
     run_launch(tpu_args("--dry-run", "--keep"))
-    assert len(capsys.readouterr().out.splitlines()) == 5
+    assert len(capsys.readouterr().out.splitlines()) == 6
 
 
 def test_dry_run_lines_are_exactly_what_runs(fake, capsys):
@@ -357,6 +475,7 @@ def test_dry_run_lines_are_exactly_what_runs(fake, capsys):
         ),
         (gpu_args("--accelerator", "nvidia-l4"), ["--accelerator", "'nvidia-l4'", "expected"]),
         (gpu_args("--machine-type", "big"), ["--machine-type", "'big'", "expected"]),
+        (tpu_args("--timeout-hours", "0"), ["--timeout-hours", "'0'", "hours > 0"]),
     ],
 )
 def test_bad_arguments_name_argument_value_and_expectation(fake, capsys, args, expected):
@@ -429,10 +548,35 @@ def fake_tools(bin_dir: Path, tools: dict[str, str]) -> None:
 
 
 def run_remote(script: str, home: Path, bin_dir: Path) -> subprocess.CompletedProcess:
+    """``script`` as ssh runs it in ``home``; a detached run must not hold its output open."""
     env = {"HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"}
     return subprocess.run(
-        ["bash", "-c", script], cwd=home, env=env, capture_output=True, text=True, check=False
+        ["bash", "-c", script],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=20,
     )
+
+
+def wait_for_file(path: Path, timeout: float = 15) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"no {path}"
+        time.sleep(0.02)
+    return path.read_text()
+
+
+def poll(home: Path, bin_dir: Path, offset: int) -> tuple[str, int, str]:
+    """One poll of the detached run, parsed: state, log bytes, the log from ``offset``."""
+    result = run_remote(launch_remote.poll_script(offset), home, bin_dir)
+    assert result.returncode == 0, result.stderr
+    parsed = launch_remote.parse_poll(result.stdout.encode())
+    assert parsed is not None, result.stdout
+    state, size, chunk = parsed
+    return state, size, chunk.decode()
 
 
 @pytest.mark.parametrize(
@@ -442,7 +586,7 @@ def run_remote(script: str, home: Path, bin_dir: Path) -> subprocess.CompletedPr
         ("t1v-n-0,t1v-n-1", "t1v-n-0:8482"),
     ],
 )
-def test_tpu_run_script_joins_jax_distributed_from_metadata(tmp_path, endpoints, coordinator):
+def test_tpu_start_script_joins_jax_distributed_from_metadata(tmp_path, endpoints, coordinator):
     home, bin_dir = tmp_path / "home", tmp_path / "bin"
     (home / "memjax").mkdir(parents=True)
     fake_tools(
@@ -457,9 +601,76 @@ def test_tpu_run_script_joins_jax_distributed_from_metadata(tmp_path, endpoints,
         {"memjax": 'echo "$PWD|$MEMJAX_COORDINATOR|$MEMJAX_NUM_PROCESSES|$MEMJAX_PROCESS_ID|$*"'},
     )
     args = ["train", "--config", CONFIG, "--config.model.mixer_options={'heads': 2}"]
-    result = run_remote(launch_remote.run_script("tpu", args), home, bin_dir)
+    result = run_remote(launch_remote.start_script("tpu", args), home, bin_dir)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{home / 'memjax'}|{coordinator}|2|1|{' '.join(args)}"
+    assert wait_for_file(home / launch_remote.STATUS) == "0\n"
+    log = (home / launch_remote.LOG).read_text()
+    assert log.strip() == f"{home / 'memjax'}|{coordinator}|2|1|{' '.join(args)}"
+
+
+@pytest.mark.parametrize("platform", ["tpu", "gpu"])
+def test_detached_start_returns_at_once_and_polls_stream_the_log_and_the_status(tmp_path, platform):
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    (home / "memjax").mkdir(parents=True)
+    fake_tools(bin_dir, {"curl": 'case "$*" in *endpoints*) printf w0;; *) printf 0;; esac'})
+    # A run that prints a line, waits until told, prints another and fails with status 3.
+    go = tmp_path / "go"
+    fake_tools(
+        home / "memjax-venv" / "bin",
+        {"memjax": f'echo "first $*"; while [ ! -f {go} ]; do sleep 0.02; done; echo last; exit 3'},
+    )
+    start = launch_remote.start_script(platform, ["train", "--workdir", "gs://b/w x"])
+    result = run_remote(start, home, bin_dir)  # returns while the run waits
+    assert result.returncode == 0, result.stderr
+    assert (home / launch_remote.PID).read_text().strip().isdigit()
+    seen, offset, state = "", 0, "running"
+    while "first" not in seen:
+        state, offset, chunk = poll(home, bin_dir, offset)
+        assert state == "running"
+        seen += chunk
+    assert seen == "first train --workdir gs://b/w x\n"
+    # Started again while it runs (a retried start): left alone, not run twice.
+    again = run_remote(start, home, bin_dir)
+    assert again.returncode == 0 and "already going" in again.stdout
+    go.touch()
+    while state == "running":
+        state, offset, chunk = poll(home, bin_dir, offset)
+        seen += chunk
+    assert state == "3"  # the run's exit status
+    assert (home / launch_remote.STATUS).read_text() == "3\n"
+    assert (
+        seen
+        == (home / launch_remote.LOG).read_text()
+        == ("first train --workdir gs://b/w x\nlast\n")
+    )
+    assert offset == len(seen.encode())
+    assert poll(home, bin_dir, offset) == ("3", offset, "")  # nothing new
+    report = run_remote(launch_remote.report_script(), home, bin_dir)
+    assert ": exit status 3" in report.stdout and report.stdout.rstrip().endswith(": last")
+
+
+def test_a_poll_says_gone_when_the_run_vanished_without_a_status(tmp_path):
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    fake_tools(bin_dir, {})
+    assert poll(home, bin_dir, 0) == ("gone", 0, "")  # never started
+    dead = subprocess.Popen(["true"])  # a process id that no longer runs
+    dead.wait()
+    (home / launch_remote.PID).write_text(f"{dead.pid}\n")
+    (home / launch_remote.LOG).write_text("some output\n")
+    assert poll(home, bin_dir, 5) == ("gone", 12, "output\n")
+
+
+def test_parse_poll_skips_a_banner_and_refuses_output_without_a_state():
+    parse = launch_remote.parse_poll
+    assert parse(b"Welcome!\n" + POLL_MARK.encode() + b" running 4\nab\ncd") == (
+        "running",
+        4,
+        b"ab\ncd",
+    )
+    assert parse(POLL_MARK.encode() + b" 0 0\n") == ("0", 0, b"")
+    assert parse(b"ssh: connect to host: Connection refused\n") is None
+    assert parse(POLL_MARK.encode() + b" what 3\n") is None
 
 
 @pytest.mark.parametrize("platform", ["tpu", "gpu"])
@@ -505,6 +716,7 @@ def test_checkpoints_and_metrics_go_through_epath(tmp_path, as_epath):
     log = MetricsLog(epath.Path(workdir))
     log.write(1, {"loss": 2.0})
     log.write(2, {"loss": 1.5})
+    log.close()  # the lines are written by a thread
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [
         {"step": 1, "loss": 2.0},

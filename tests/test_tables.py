@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from memjax import config as config_lib
 from memjax import experiments as tables
 from memjax import launch, train
 from memjax.experiments import execute, speed
+from memjax.launch import steps as launch_steps
 from memjax.tasks import storage
 
 TINY = [
@@ -58,7 +60,7 @@ def forbid_training(monkeypatch) -> None:
 
     monkeypatch.setattr(train, "train_and_evaluate", fail)
     monkeypatch.setattr(execute.subprocess, "run", fail)
-    monkeypatch.setattr(launch, "main", fail)
+    monkeypatch.setattr(launch, "submit", fail)
 
 
 def test_synthetic_smoke_end_to_end_then_a_rerun_launches_nothing(tmp_path, monkeypatch, capsys):
@@ -98,7 +100,7 @@ def test_synthetic_smoke_end_to_end_then_a_rerun_launches_nothing(tmp_path, monk
 
 def _run_names(argv: list[str]) -> list[str]:
     args, _ = tables.parse(argv)
-    plan = tables.Plan(args.scale, args.seeds, tuple(args.mixers.split(",")), tuple(args.overrides))
+    plan = tables.Plan(args.scale, args.seeds, args.variants, tuple(args.overrides))
     return [run.name for run in tables.all_runs(tables.synthetic(plan))]
 
 
@@ -242,35 +244,46 @@ def test_a_failed_subprocess_is_reported_with_its_error_line(tmp_path, monkeypat
 def test_tpu_launch_gives_each_run_its_own_vm_and_collects_the_fetched_summaries(
     tmp_path, monkeypatch
 ):
-    calls = []
+    submitted = []
 
-    def fake_launch(argv, commands):
-        calls.append(list(argv))
-        write_summary(Path(argv[argv.index("--workdir") + 1]), 0.25)
+    def fake_submit(args, job):
+        # While runs launch (in threads here) the table holds the launcher's SIGTERM handler.
+        submitted.append((args, job, signal.getsignal(signal.SIGTERM)))
+        write_summary(job.local_workdir, 0.25)
 
-    monkeypatch.setattr(launch, "main", fake_launch)
+    monkeypatch.setattr(launch, "submit", fake_submit)
     argv = ["synthetic", *folders(tmp_path), "--variants", "lstm", "--launch", "tpu", "--jobs", "3"]
-    doc = tables.main([*argv, "--", *LAUNCHER])
+    doc = tables.main([*argv, "--", *LAUNCHER, "--spot", "--timeout-hours", "2"])
     runs = tables.all_runs(tables.synthetic(tables.Plan("smoke", 1, ("lstm",), ())))
-    assert len(calls) == len(runs) == 11
-    first = runs[0]
-    assert [
-        "tpu",
-        *("--tpu", f"mem-{first.digest}-s0"),
-        *LAUNCHER[2:],
-        "--",
+    assert len(submitted) == len(runs) == 11
+    by_name = {args.name: (args, job, handler) for args, job, handler in submitted}
+    assert len(by_name) == 11  # one VM per run
+    for run in runs:
+        args, job, handler = by_name[f"mem-{run.digest}-s{run.seed}"]
+        # The real parser read the options after '--', once for all runs.
+        assert (args.kind, args.zone, args.accelerator_type, args.bucket) == (
+            "tpu", "us-central2-b", "v4-32", "gs://bucket"
+        )  # fmt: skip
+        assert args.spot and args.timeout_hours == 2.0 and not args.dry_run
+        workdir = tmp_path / "runs" / run.name
+        remote = f"gs://bucket/runs/{args.name}/{str(workdir).lstrip('/')}"
+        assert job == launch.make_job(
+            args.name, run.train_argv(str(workdir), run.config), "gs://bucket", launch.source_root()
+        )
+        assert job.name == args.name and job.local_workdir == workdir
+        assert job.remote_workdir == remote and job.command[-2:] == ("--workdir", remote)
+        assert handler is launch_steps._on_sigterm
+    first_args, first_job, _ = by_name[f"mem-{runs[0].digest}-s0"]
+    assert first_job.command[:-2] == (
         "train",
         *("--config", "configs/mqar.py:lstm,smoke"),
-        *("--workdir", str(tmp_path / "runs" / first.name)),
         "--no-progress",
         "--config.task.options.length=32",
         "--config.task.options.num_kv_pairs=2",
         "--config.model.d_model=16",
         "--config.train.seed=0",
-    ] in calls
-    args, command = launch.parse(calls[0], ["train"])  # the real launcher accepts what we pass
-    assert args.kind == "tpu" and command[0] == "train"
-    assert len({call[2] for call in calls}) == 11  # one VM name per run
+    )
+    assert signal.getsignal(signal.SIGTERM) is not launch_steps._on_sigterm  # put back
     assert all(e.mean == 25.0 and e.status is None for e in ours(doc))
 
 
@@ -279,9 +292,16 @@ def test_tpu_dry_run_prints_the_launchers_commands(tmp_path, capsys):
         ["synthetic", *folders(tmp_path), "--variants", "lstm", "--launch", "tpu"]
         + ["--", *LAUNCHER, "--dry-run"]
     )
-    first = tables.all_runs(tables.synthetic(tables.Plan("smoke", 1, ("lstm",), ())))[0]
-    out = capsys.readouterr().out
-    assert f"mem-{first.digest}-s0" in out and "gcloud" in out
+    runs = tables.all_runs(tables.synthetic(tables.Plan("smoke", 1, ("lstm",), ())))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gcloud")]
+    assert len(lines) == 7 * len(runs)  # create, copy, install, start, poll, fetch, delete
+    for run in runs:
+        name = f"mem-{run.digest}-s0"
+        mine = [line for line in lines if f" {name} " in line or f" {name}:" in line]
+        assert len(mine) == 6  # all but the fetch name the VM
+        assert mine[0].startswith(f"gcloud compute tpus tpu-vm create {name} ")
+        assert mine[-1].startswith(f"gcloud compute tpus tpu-vm delete {name} ")
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
     assert all(e.status == "no summary.json" for e in ours(doc))
 
 
@@ -377,3 +397,28 @@ def test_cli_help_lists_the_tables(capsys):
         tables.main(["--help"])
     out = capsys.readouterr().out
     assert all(name in out for name in tables.TABLES)
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "message"),
+    [
+        (["--zone", "nowhere"], 2, "--zone: got 'nowhere'"),
+        (["--tpu", "a" * 52], "memjax table: --tpu 'aaa", "expected at most 63"),
+    ],
+)
+def test_bad_launcher_options_stop_the_table_before_anything_is_launched(
+    tmp_path, monkeypatch, capsys, options, code, message
+):
+    forbid_training(monkeypatch)
+    monkeypatch.setattr(launch, "submit", lambda *args: pytest.fail("a run was launched"))
+    with pytest.raises(SystemExit) as raised:
+        tables.main(
+            ["synthetic", *folders(tmp_path), "--variants", "lstm", "--launch", "tpu"]
+            + ["--", *LAUNCHER, *options]
+        )
+    if isinstance(code, int):
+        assert raised.value.code == code
+        assert message in capsys.readouterr().err
+    else:
+        assert str(raised.value.code).startswith(code) and message in str(raised.value.code)
+    assert not (tmp_path / "out").exists()

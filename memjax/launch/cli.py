@@ -1,18 +1,21 @@
 """``memjax launch``: run a memjax command on a Cloud TPU or GPU VM made for it, then delete it.
 
 memjax launch tpu --tpu NAME --zone ZONE --accelerator-type v4-32 --bucket gs://BUCKET
-                  [--project P] [--runtime-version V] [--spot] [--queued] [--keep] [--dry-run]
+                  [--project P] [--runtime-version V] [--spot] [--queued] [--keep]
+                  [--timeout-hours H] [--dry-run]
                   -- train --config configs/mqar.py:lstm [--workdir runs/mqar-lstm] [--config.X=Y]
 memjax launch gpu --vm NAME --zone ZONE --machine-type g2-standard-8 --bucket gs://BUCKET
                   [--accelerator type=nvidia-l4,count=1] [--image-family F] [--project P]
-                  [--spot] [--keep] [--dry-run] -- train --config ...
+                  [--spot] [--keep] [--timeout-hours H] [--dry-run] -- train --config ...
 
 Steps, each one gcloud command (``--dry-run`` prints them instead): create the VM (or queue
 a request for a TPU and wait until it is ACTIVE), copy a tarball of this checkout's sources
-to every worker, install memjax and jax there, run ``memjax ...`` on all workers at once (each
-TPU host joins through ``jax.distributed``) while its output streams here, copy the run's
-``summary.json``, ``metrics.jsonl`` and ``config.json`` back, and delete the VM. The delete runs
-whenever the create succeeded, also after a failed step, Ctrl-C or SIGTERM, unless ``--keep``.
+to every worker, install memjax and jax there, start ``memjax ...`` detached on all workers at
+once (each TPU host joins through ``jax.distributed``), poll it (worker 0) until it ends while
+its log streams here, copy the run's ``summary.json``, ``metrics.jsonl`` and ``config.json``
+back, and delete the VM. A dropped ssh connection does not stop the run: the poll is retried.
+The delete runs whenever the create succeeded, also after a failed step, Ctrl-C or SIGTERM,
+unless ``--keep``.
 
 The run's ``--workdir`` moves into the bucket: ``--workdir runs/mqar-lstm`` becomes
 ``gs://BUCKET/runs/NAME/runs/mqar-lstm`` (without ``--workdir``: ``gs://BUCKET/runs/NAME``), and
@@ -35,10 +38,22 @@ from pathlib import Path
 
 from memjax import paths
 from memjax.launch import gcloud, remote
-from memjax.launch.steps import LaunchError, Plan, Step, execute, message, say, sigterm_interrupts
+from memjax.launch.steps import (
+    Follow,
+    LaunchError,
+    Plan,
+    Step,
+    execute,
+    message,
+    say,
+    sigterm_interrupts,
+)
 
-# Tries of the first copy, while ssh on a new VM comes up.
+# Tries of the first copy, while ssh on a new VM comes up; of the start of the detached run.
 COPY_ATTEMPTS = 5
+START_ATTEMPTS = 3
+# The longest VM name Compute Engine and Cloud TPU accept.
+VM_NAME_MAX = 63
 FETCHED = ("summary.json", "metrics.jsonl", "config.json")
 # memjax commands that take a --workdir (of which only train writes summary.json).
 WORKDIR_COMMANDS = ("train", "eval")
@@ -76,8 +91,9 @@ def _pattern(regex: str, expectation: str) -> Callable[[str], str]:
 
 
 _vm_name = _pattern(
-    r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?",
-    "a lowercase name of letters, digits and '-' that starts with a letter (at most 63)",
+    rf"[a-z]([-a-z0-9]{{0,{VM_NAME_MAX - 2}}}[a-z0-9])?",
+    f"a lowercase name of letters, digits and '-' that starts with a letter (at most "
+    f"{VM_NAME_MAX})",
 )
 _zone = _pattern(r"[a-z]+-[a-z]+[0-9]+-[a-z]", "a zone such as us-central2-b or europe-west4-a")
 _tpu_type = _pattern(
@@ -101,12 +117,27 @@ def _bucket(value: str) -> str:
     return value.rstrip("/")
 
 
+def _hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        hours = -1.0
+    if not hours > 0:
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a number of hours > 0")
+    return hours
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zone", required=True, type=_zone, help="e.g. us-central2-b")
     parser.add_argument("--bucket", required=True, type=_bucket, help="gs://BUCKET for runs")
     parser.add_argument("--project", help="Google Cloud project (default: gcloud's)")
     parser.add_argument("--spot", action="store_true", help="a Spot VM (cheaper, preemptible)")
     parser.add_argument("--keep", action="store_true", help="do not delete the VM at the end")
+    parser.add_argument(
+        "--timeout-hours",
+        type=_hours,
+        help="stop the run (and delete the VM) after this long (default: no limit)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
 
 
@@ -133,13 +164,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    args = parser.parse_args(list(argv))
+    if args.kind == "gpu" and args.machine_type.startswith("n1-") and args.accelerator is None:
+        parser.error(
+            f"--accelerator: got nothing for --machine-type {args.machine_type}; expected "
+            "type=GPU,count=N (N1 machine types have no built-in GPU)"
+        )
+    return args
+
+
+def parse_options(argv: Sequence[str]) -> argparse.Namespace:
+    """The launcher's options without a command: ``tpu|gpu OPTIONS`` (what comes before
+    ``--``), as :func:`submit` takes them; usage errors exit with status 2."""
+    return _parse_options(_parser(), argv)
+
+
 def parse(argv: Sequence[str], commands: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """Options before ``--`` and the memjax command after it (one of ``commands``); usage
     errors exit with status 2."""
     argv = list(argv)
     split = argv.index("--") if "--" in argv else len(argv)
     parser = _parser()
-    args = parser.parse_args(argv[:split])
+    args = _parse_options(parser, argv[:split])
     command = argv[split + 1 :]
     commands = sorted(commands)
     if not command or command[0] not in commands:
@@ -147,11 +194,6 @@ def parse(argv: Sequence[str], commands: Sequence[str]) -> tuple[argparse.Namesp
         parser.error(
             f"the memjax command after '--': got {got}; expected one of {commands}, "
             "e.g. -- train --config configs/mqar.py:lstm"
-        )
-    if args.kind == "gpu" and args.machine_type.startswith("n1-") and args.accelerator is None:
-        parser.error(
-            f"--accelerator: got nothing for --machine-type {args.machine_type}; expected "
-            "type=GPU,count=N (N1 machine types have no built-in GPU)"
         )
     return args, command
 
@@ -241,8 +283,19 @@ def _fetch(job: Job, where: gcloud.Where) -> list[Step]:
     return [Step("fetch", command, hint=hint)]
 
 
+RUN_HINT = (
+    f"The run's output is above; on the VM it is in ~/{remote.LOG} (--keep keeps the VM). If "
+    "the VM was preempted, run the same launch again to resume from the checkpoints in the bucket."
+)
+
+
+def _timeout_s(args: argparse.Namespace) -> float | None:
+    hours = getattr(args, "timeout_hours", None)
+    return None if hours is None else hours * 3600.0
+
+
 def tpu_plan(args: argparse.Namespace, job: Job) -> Plan:
-    """Create (or queue and wait), copy, install, run, fetch; delete."""
+    """Create (or queue and wait), copy, install, start, follow the run, fetch; delete."""
     where = gcloud.Where(args.zone, args.project)
     runtime = args.runtime_version or gcloud.tpu_runtime(args.accelerator_type)
     create = (gcloud.queued_create if args.queued else gcloud.tpu_create)(
@@ -256,10 +309,18 @@ def tpu_plan(args: argparse.Namespace, job: Job) -> Plan:
             Step("wait", state, until="ACTIVE", fail_on=("FAILED", "SUSPENDING", "SUSPENDED"))
         )
     copy = gcloud.tpu_copy(job.name, where, str(job.tarball), remote.TARBALL)
+    start = remote.start_script("tpu", job.command)
     steps += [
         Step("copy", copy, attempts=COPY_ATTEMPTS),
         Step("install", gcloud.tpu_ssh(job.name, where, remote.install_script("tpu"))),
-        Step("run", gcloud.tpu_ssh(job.name, where, remote.run_script("tpu", job.command))),
+        Step("start", gcloud.tpu_ssh(job.name, where, start), attempts=START_ATTEMPTS),
+        Follow(
+            "run",
+            lambda offset: gcloud.tpu_ssh(job.name, where, remote.poll_script(offset), "0"),
+            report=gcloud.tpu_ssh(job.name, where, remote.report_script()),
+            timeout_s=_timeout_s(args),
+            hint=RUN_HINT,
+        ),
         *_fetch(job, where),
     ]
     delete = (gcloud.queued_delete if args.queued else gcloud.tpu_delete)(job.name, where)
@@ -267,18 +328,25 @@ def tpu_plan(args: argparse.Namespace, job: Job) -> Plan:
 
 
 def gpu_plan(args: argparse.Namespace, job: Job) -> Plan:
-    """Create, copy, install, run, fetch; delete."""
+    """Create, copy, install, start, follow the run, fetch; delete."""
     where = gcloud.Where(args.zone, args.project)
     create = gcloud.gpu_create(
         job.name, where, args.machine_type, args.accelerator, args.image_family, args.spot
     )
     hint = "Check the zone has this machine type, your GPU quota, and that the name is free."
     copy = gcloud.gpu_copy(job.name, where, str(job.tarball), remote.TARBALL)
+    start = remote.start_script("gpu", job.command)
     steps = (
         Step("create", create, hint=hint),
         Step("copy", copy, attempts=COPY_ATTEMPTS),
         Step("install", gcloud.gpu_ssh(job.name, where, remote.install_script("gpu"))),
-        Step("run", gcloud.gpu_ssh(job.name, where, remote.run_script("gpu", job.command))),
+        Step("start", gcloud.gpu_ssh(job.name, where, start), attempts=START_ATTEMPTS),
+        Follow(
+            "run",
+            lambda offset: gcloud.gpu_ssh(job.name, where, remote.poll_script(offset)),
+            timeout_s=_timeout_s(args),
+            hint=RUN_HINT,
+        ),
         *_fetch(job, where),
     )
     return Plan(steps, Step("delete", gcloud.gpu_delete(job.name, where)))
@@ -322,7 +390,9 @@ def submit(args: argparse.Namespace, job: Job) -> None:
     """Run ``job`` on the VM that ``args`` (the launcher's parsed options) describe.
 
     Creates the VM, installs, runs, fetches and deletes; prints the gcloud commands instead
-    with ``args.dry_run``. Exits (SystemExit) with the failed step's message.
+    with ``args.dry_run``. Exits (SystemExit) with the failed step's message. May run in any
+    thread: a SIGTERM to a process whose main thread is within
+    :func:`~memjax.launch.steps.sigterm_interrupts` stops it and deletes the VM.
     """
     plan = (tpu_plan if args.kind == "tpu" else gpu_plan)(args, job)
     if args.dry_run:

@@ -91,9 +91,11 @@ def tpu_copy(name: str, where: Where, local: str, remote: str) -> Command:
     return (*TPU_VM, "scp", local, f"{name}:{remote}", *where.flags(), "--worker=all", "--quiet")
 
 
-def tpu_ssh(name: str, where: Where, command: str) -> Command:
-    """Run a shell command on every worker at once; its output streams back."""
-    return (*TPU_VM, "ssh", name, *where.flags(), "--worker=all", "--quiet", "--command", command)
+def tpu_ssh(name: str, where: Where, command: str, worker: str = "all") -> Command:
+    """Run a shell command on every worker at once (or on worker ``worker`` only, e.g. ``0``)."""
+    return (
+        *TPU_VM, "ssh", name, *where.flags(), f"--worker={worker}", "--quiet", "--command", command
+    )  # fmt: skip
 
 
 def tpu_delete(name: str, where: Where) -> Command:
