@@ -414,7 +414,7 @@ def test_float64_gradients_agree_across_forms(x64, name, modes):
         jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, **TOL), got, want)
 
 
-@pytest.mark.parametrize("name", memjax.cells.names())
+@pytest.mark.parametrize("name", ["lstm", "gru", "lru", "linear_attention", "attention"])
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_narrower_inputs_keep_float32_state_under_x64(x64, name, dtype):
     """x64 changes nothing for float32 and bfloat16 inputs: outputs in the input dtype, a
