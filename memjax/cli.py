@@ -1,10 +1,6 @@
-"""The ``memjax`` command.
+"""The ``memjax`` command: a dispatcher (nothing imports this module).
 
-memjax train   --config configs/listops.py:lstm --workdir runs/listops-lstm [--config.KEY=VALUE ...]
-memjax eval    --workdir runs/listops-lstm [--split test] [--step N]
-memjax compare [--out out/compare] [--mixers lstm,mingru,lru,transformer] [--tasks mqar,listops]
-memjax bench   [--mixers ...] [--batch 16 --length 256 --width 128]
-memjax data    show TASK [--split train] [--n 3] [--option key=value ...]
+``memjax COMMAND --help`` gives each command's options; ``memjax --help`` lists the commands.
 """
 
 from __future__ import annotations
@@ -12,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _train(argv: Sequence[str]) -> None:
@@ -22,15 +18,23 @@ def _train(argv: Sequence[str]) -> None:
     parser.add_argument("--force", action="store_true", help="resume even if the config changed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args, rest = parser.parse_known_args(argv)
+    import logging
+
     from memjax import preemption
 
     with preemption.PreemptionHandler():  # a SIGTERM during the imports below is kept for later
         try:
+            import jax
+
             from memjax import config as config_lib
             from memjax import parallel, paths, train
 
             config = config_lib.load(args.config, config_lib.parse_overrides(rest))
             parallel.initialize()
+            if jax.process_index() == 0:  # the other hosts would repeat every message
+                # force: absl's first message (orbax logs one at import) set up the root logger.
+                logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", force=True)
+                logging.getLogger("memjax").setLevel(logging.INFO)  # the rest: warnings only
             summary = train.train_and_evaluate(
                 config, paths.resolve(args.workdir), force=args.force, progress=not args.no_progress
             )
@@ -119,28 +123,47 @@ def _launch(argv: Sequence[str]) -> None:
     launch.main(argv, commands=sorted(set(COMMANDS) - {"launch"}))
 
 
-COMMANDS = {
-    "train": _train,
-    "eval": _eval,
-    "compare": _compare,
-    "bench": _bench,
-    "data": _data,
-    "launch": _launch,
-    "probe": _probe,
-    "table": _table,
+COMMANDS: dict[str, tuple[Callable[[Sequence[str]], None], str]] = {
+    "train": (
+        _train,
+        "train one config in a workdir: --config configs/TASK.py:VARIANT --workdir DIR",
+    ),
+    "eval": (_eval, "evaluate a run's best (or --step N) checkpoint on a split: --workdir DIR"),
+    "compare": (_compare, "train memories at one parameter budget and tabulate them (make demo)"),
+    "table": (
+        _table,
+        "paper tables (lra, lra_speed, synthetic): ours beside the published numbers",
+    ),
+    "bench": (_bench, "time every memory forward and forward+backward beside the baselines"),
+    "probe": (_probe, "gradient flow, recall and capacity of memories at init or of a trained run"),
+    "data": (_data, "show a task's decoded examples, split sizes and lengths: data show TASK"),
+    "launch": (
+        _launch,
+        "run a memjax command on a Cloud TPU or GPU VM made for it: launch tpu|gpu",
+    ),
 }
+"""Command name -> (its function, the one line ``memjax --help`` prints)."""
+
+
+def usage() -> str:
+    """``memjax --help``: every command with one line."""
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "usage: memjax COMMAND [OPTIONS]   (memjax COMMAND --help for its options)\n\n" + (
+        "commands:\n" + "\n".join(lines)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(__doc__)
-        if argv and argv[0] not in ("-h", "--help"):
-            raise SystemExit(
-                f"memjax: unknown command {argv[0]!r}; expected one of {sorted(COMMANDS)}"
-            )
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
         return
-    COMMANDS[argv[0]](argv[1:])
+    if argv[0] not in COMMANDS:
+        print(usage(), file=sys.stderr)
+        raise SystemExit(f"memjax: unknown command {argv[0]!r}; expected one of {list(COMMANDS)}")
+    run, _ = COMMANDS[argv[0]]
+    run(argv[1:])
 
 
 if __name__ == "__main__":

@@ -77,25 +77,32 @@ def gather_texts(text: str) -> list[str]:
 
 
 def data_parallel(
-    step: Callable[..., Any], how: str, n_replicated: int, n_split: int = 1
+    step: Callable[..., Any],
+    how: str,
+    n_replicated: int,
+    n_split: int = 1,
+    donate_argnums: tuple[int, ...] = (),
 ) -> Callable[..., Any]:
     """Map ``step(*replicated, *split)`` over devices; its (replicated) results come back whole.
 
     ``step`` receives its first ``n_replicated`` arguments whole and its last ``n_split``
     arguments divided along axis 0, and must reduce over axis ``"data"`` itself (``lax.psum``).
     With ``how="none"`` it runs on one device and must not call collectives.
+    ``donate_argnums`` are handed to XLA, which may write the results into their buffers: those
+    arguments are deleted by the call and must not be read after it.
     """
     if how == "none":
-        return jax.jit(step)
+        return jax.jit(step, donate_argnums=donate_argnums)
     specs = (P(),) * n_replicated + (P(AXIS),) * n_split
     if how == "shard_map":
         # check_vma=False: a memory's initial carry is built inside the step and is not marked
         # as varying over ``data``; the step's own psum makes every output replicated.
         mapped = jax.shard_map(step, mesh=mesh(), in_specs=specs, out_specs=P(), check_vma=False)
-        return jax.jit(mapped)
+        return jax.jit(mapped, donate_argnums=donate_argnums)
     if how == "pmap":
         n = jax.local_device_count()
-        mapped = jax.pmap(step, axis_name=AXIS, in_axes=(None,) * n_replicated + (0,) * n_split)
+        in_axes = (None,) * n_replicated + (0,) * n_split
+        mapped = jax.pmap(step, axis_name=AXIS, in_axes=in_axes, donate_argnums=donate_argnums)
 
         def run(*args: Any) -> Any:
             split = jax.tree.map(

@@ -3,9 +3,14 @@
 task -> pipeline -> model -> loss -> optax update -> metrics.jsonl and checkpoints -> at the end,
 the test split evaluated at the best validation checkpoint -> summary.json.
 
-Exact resume: a checkpoint holds parameters, optimiser state, the step and the data iterator's
-position; dropout keys are ``fold_in(seed_key, step)``; so a run killed at any moment and started
-again with the same command ends with the same parameters as one never interrupted.
+Exact resume: a checkpoint holds parameters, optimiser state, the step, the data iterator's
+position and the wall time so far; dropout keys are ``fold_in(seed_key, step)``; so a run killed
+at any moment and started again with the same command ends with the same parameters as one never
+interrupted, its metrics.jsonl holds every step once, and its ``wall_s`` counts every process.
+
+:func:`setup` builds a run (task, model, optimiser, jitted steps) from its config and
+:func:`load_run` reads a finished one back; the trainer, ``memjax eval``, the speed table and
+the probes all go through them.
 
 Losses are sums over examples (or target positions) divided by the global count, so one
 device, ``shard_map`` over N devices and ``pmap`` compute the same update.
@@ -13,14 +18,16 @@ device, ``shard_map`` over N devices and ``pmap`` compute the same update.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import errno
-import functools
 import json
+import logging
 import math
+import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +38,8 @@ import numpy as np
 import optax
 from etils import epath
 from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
 
 from memjax import budget, cells, data, models, optim, parallel, paths, tasks
 from memjax import config as config_lib
@@ -40,6 +49,8 @@ from memjax.tasks.spec import TaskSpec
 from memjax.workdir_lock import WorkdirLock
 
 Batch = dict[str, Any]
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -238,9 +249,146 @@ def make_steps(
 
     how = config.parallel
     return Steps(
-        train=parallel.data_parallel(train_step, how, n_replicated=3),
+        # The train step donates params and opt_state: XLA writes the new ones in their place.
+        train=parallel.data_parallel(train_step, how, n_replicated=3, donate_argnums=(0, 1)),
         evaluate=parallel.data_parallel(eval_step, how, n_replicated=1),
     )
+
+
+# ----------------------------------------------------------------------------- construction
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything a run builds from its config before it reads any data; see :func:`setup`.
+
+    Attributes:
+      config: the run's config.
+      task: ``tasks.get(config.task.name, **config.task.options)``.
+      spec: ``task.spec``.
+      model: the model at initialisation (seed ``config.train.seed``).
+      graphdef: the model's structure, ``nnx.split(model, nnx.Param, ...)[0]``.
+      params: its ``nnx.Param`` values as a pure dict of arrays.
+      rest: its other state (dropout RNG counters ...) as a pure dict.
+      tx: the optax transformation over ``params``.
+      schedules: each parameter group's learning rate as a function of the step.
+      opt_state: ``tx.init(params)``.
+      steps: the jitted train and eval steps.
+      mesh: the 1-D device mesh under ``config.parallel == "shard_map"`` (``params`` and
+        ``opt_state`` are then replicated over it), else None.
+
+    ``steps.train`` donates its params and opt_state: once ``setup.params`` went through a
+    train step those arrays are deleted (and so are the model's, which are the same arrays
+    outside ``shard_map``); their shapes stay readable (:meth:`abstract_state`).
+    """
+
+    config: ml_collections.ConfigDict
+    task: Any
+    spec: TaskSpec
+    model: nnx.Module
+    graphdef: Any
+    params: Any
+    rest: Any
+    tx: optax.GradientTransformation
+    schedules: dict[str, Callable[[Any], Any]]
+    opt_state: Any
+    steps: Steps
+    mesh: Mesh | None
+
+    def abstract_state(self) -> dict[str, Any]:
+        """What a checkpoint's ``state`` restores into: ``params`` and ``opt_state`` as
+        ``jax.ShapeDtypeStruct`` leaves (shape, dtype, sharding) and ``step`` int64 []."""
+        shape_of = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+        return {
+            "params": jax.tree.map(shape_of, self.params),
+            "opt_state": jax.tree.map(shape_of, self.opt_state),
+            "step": np.asarray(0, np.int64),
+        }
+
+
+def setup(config: ml_collections.ConfigDict) -> Setup:
+    """Task, model at initialisation, optimiser and jitted steps of ``config``'s run."""
+    mesh = parallel.mesh() if config.parallel == "shard_map" else None
+    task = tasks.get(config.task.name, **dict(config.task.options))
+    model = build_model(config.model, task.spec, int(config.train.seed))
+    graphdef, param_state, rest_state = nnx.split(model, nnx.Param, ...)
+    params = nnx.to_pure_dict(param_state)
+    rest = nnx.to_pure_dict(rest_state)
+    tx, schedules = optim.build(config.optim, int(config.train.steps), model)
+    opt_state = tx.init(params)
+    if mesh is not None:
+        params, opt_state = parallel.replicate((params, opt_state), mesh)
+    return Setup(
+        config=config,
+        task=task,
+        spec=task.spec,
+        model=model,
+        graphdef=graphdef,
+        params=params,
+        rest=rest,
+        tx=tx,
+        schedules=schedules,
+        opt_state=opt_state,
+        steps=make_steps(graphdef, rest, tx, task.spec, config),
+        mesh=mesh,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    """A run read back from its workdir: :func:`load_run`.
+
+    Attributes:
+      setup: the run's :class:`Setup`, rebuilt from its ``config.json``.
+      step: the checkpoint step restored.
+      params: that step's parameters, a pure dict shaped like ``setup.params``.
+    """
+
+    setup: Setup
+    step: int
+    params: Any
+
+
+def load_config(workdir: str | Path | epath.Path) -> ml_collections.ConfigDict:
+    """A run's ``workdir/config.json``; FileNotFoundError if ``workdir`` is not a run directory."""
+    workdir = epath.Path(paths.resolve(workdir))
+    path = workdir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {workdir} a memjax run directory?")
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def load_run(workdir: str | Path | epath.Path, step: int | None = None) -> LoadedRun:
+    """The run in ``workdir`` at its best validation checkpoint, or at ``step``.
+
+    Reads only: the checkpoints are opened read-only, so a run training in ``workdir`` at the
+    same time is left alone. A best step that is damaged, or that differs from the
+    ``best_step`` the run's ``summary.json`` recorded, raises CheckpointRestoreError, never a
+    silent substitute.
+    """
+    workdir = epath.Path(paths.resolve(workdir))
+    built = setup(load_config(workdir))
+    with make_checkpointer(workdir, built.config, built.spec, read_only=True) as checkpointer:
+        if step is None:
+            at_step, state, _ = checkpointer.restore_best(built.abstract_state())
+            _check_recorded_best(workdir, at_step)
+        else:
+            at_step, state, _ = checkpointer.restore(built.abstract_state(), step=step)
+    return LoadedRun(setup=built, step=at_step, params=state["params"])
+
+
+def _check_recorded_best(workdir: epath.Path, ranked_best: int) -> None:
+    """CheckpointRestoreError unless ``ranked_best`` is the ``best_step`` of ``summary.json``."""
+    summary_path = workdir / "summary.json"
+    if not summary_path.exists():
+        return
+    recorded = json.loads(summary_path.read_text()).get("best_step")
+    if recorded is not None and recorded != ranked_best:
+        raise CheckpointRestoreError(
+            f"the best checkpoint of {workdir} was step {recorded} ({summary_path}), but "
+            f"the checkpoints now rank step {ranked_best} best: step {recorded} is missing or "
+            f"damaged. Pass --step {ranked_best} to evaluate that step instead."
+        )
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -339,26 +487,124 @@ def _oom_message(error: Exception, config) -> str:
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (and TensorBoard if any)."""
+    """One JSON object per line in ``workdir/metrics.jsonl`` (and TensorBoard, if installed).
 
-    def __init__(self, workdir: epath.Path):
+    Only process 0 writes. :meth:`write` hands the line to a single writer thread and returns,
+    so the train step never waits on the file system; lines land in the order written.
+    :meth:`flush` waits for every line handed over and raises the first error a write met
+    (a failed write also raises from the next :meth:`write`); :meth:`close` flushes and stops
+    the thread, and so does leaving a ``with`` block.
+
+    A local file is opened in append mode. On ``gs://`` (any URL) etils' epath goes through
+    gcsfs, which has no append (``"a"`` would overwrite the object), so each write reads the
+    file and rewrites it whole: a cost in the number of lines, paid in the writer thread.
+
+    ``after_step``: the step a run resumes from (0 for a fresh start). Lines of later steps,
+    logged by a process killed before it could save them, are dropped first (and a line torn
+    by the kill), so each step is in the file once; TensorBoard hides its later events too.
+    """
+
+    def __init__(self, workdir: epath.Path, after_step: int | None = None):
         self.path = workdir / "metrics.jsonl"
+        self.local = not paths.is_url(str(workdir))
+        self.enabled = jax.process_index() == 0
+        self.tensorboard = None
+        self._pending: list[concurrent.futures.Future] = []
+        if not self.enabled:
+            return
+        if after_step is not None:
+            self._drop_after(after_step)
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metrics")
         try:
             from tensorboardX import SummaryWriter
-
-            self.tensorboard = SummaryWriter(str(workdir / "tensorboard"))
         except ImportError:
-            self.tensorboard = None
+            return
+        purge = {} if after_step is None else {"purge_step": after_step + 1}
+        self.tensorboard = SummaryWriter(str(workdir / "tensorboard"), **purge)
+
+    def _drop_after(self, step: int) -> None:
+        """Rewrites the file without the lines of steps after ``step`` (and a torn last line)."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if _logged_step(line) <= step]
+        if len(kept) == len(lines):
+            return
+        if self.local:  # a kill during the rewrite leaves the old file, never half of it
+            temporary = Path(f"{self.path}.tmp")
+            temporary.write_text("".join(kept))
+            os.replace(temporary, os.fspath(self.path))
+        else:
+            self.path.write_text("".join(kept))
 
     def write(self, step: int, values: dict[str, float]) -> None:
-        if jax.process_index() != 0:
+        """Queues ``{"step": step, **values}`` as one line; raises an earlier write's error."""
+        if not self.enabled:
             return
+        self._raise_failed()
         line = json.dumps({"step": step, **values}) + "\n"
-        old = self.path.read_text() if self.path.exists() else ""
-        self.path.write_text(old + line)  # no append mode: gcsfs would overwrite on gs://
+        self._pending.append(self._executor.submit(self._append, step, line, values))
+
+    def _append(self, step: int, line: str, values: dict[str, float]) -> None:
+        """Runs in the writer thread."""
+        if self.local:
+            with open(os.fspath(self.path), "a") as file:
+                file.write(line)
+        else:
+            old = self.path.read_text() if self.path.exists() else ""
+            self.path.write_text(old + line)
         if self.tensorboard is not None:
             for key, value in values.items():
                 self.tensorboard.add_scalar(key, value, step)
+
+    def _raise_failed(self) -> None:
+        """Raises the error of the first finished write that failed; forgets finished ones."""
+        done, pending = [], []
+        for future in self._pending:
+            (done if future.done() else pending).append(future)
+        self._pending = pending
+        for future in done:
+            future.result()
+
+    def flush(self) -> None:
+        """Waits until every line written so far is in the file; raises a write's error."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        """Flushes, then stops the writer thread and TensorBoard."""
+        if not self.enabled:
+            return
+        try:
+            self.flush()
+        finally:
+            self._executor.shutdown(wait=True)
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+
+    def __enter__(self) -> MetricsLog:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:  # the error in flight is the one to report; a write's error is logged beside it
+            self.close()
+        except Exception:
+            logger.exception("writing %s failed as well", self.path)
+
+
+def _logged_step(line: str) -> float:
+    """The step of one metrics.jsonl line (with its newline); infinite for a line a kill cut
+    short, which lacks its newline and may lack the end of its JSON."""
+    if not line.endswith("\n"):
+        return math.inf
+    try:
+        return json.loads(line)["step"]
+    except json.JSONDecodeError:
+        return math.inf
 
 
 def make_checkpointer(
@@ -372,6 +618,22 @@ def make_checkpointer(
         best_mode="max" if spec.metric == "accuracy" else "min",
         read_only=read_only,
     )
+
+
+def _data_state(iterator_states: list[str], wall_s: float) -> dict[str, Any]:
+    """A checkpoint's ``data_state``: every process's data-iterator state by process index, and
+    the seconds the run has trained up to the checkpoint, summed over the processes it took."""
+    return {
+        "iterators": {str(i): text for i, text in enumerate(iterator_states)},
+        "wall_s": wall_s,
+    }
+
+
+def _restored_progress(data_state: dict[str, Any], workdir) -> tuple[str, float]:
+    """This process's data-iterator state and the run's wall seconds, from a ``data_state``."""
+    if "iterators" not in data_state:  # written before wall time was kept: iterator states only
+        return _own_data_state(data_state, workdir), 0.0
+    return _own_data_state(data_state["iterators"], workdir), float(data_state["wall_s"])
 
 
 def _own_data_state(data_states: dict[str, str], workdir) -> str:
@@ -415,6 +677,8 @@ def _check_identity(checkpointer: Checkpointer, config, workdir, force: bool) ->
             f"Pick a new --workdir, delete {workdir} to start over, or pass --force to resume "
             f"it under the new config anyway."
         )
+    if jax.process_count() > 1:  # every host reads the record before process 0 rewrites it
+        multihost_utils.sync_global_devices("memjax: identity read")
     checkpointer.write_identity(identity)
 
 
@@ -505,23 +769,16 @@ def _train_in(
 ) -> dict[str, Any]:
     """The run itself, in a held ``workdir`` under an installed preemption watch."""
     workdir.mkdir(parents=True, exist_ok=True)
-    mesh = parallel.mesh() if config.parallel == "shard_map" else None
+    built = setup(config)
+    spec, steps, mesh = built.spec, built.steps, built.mesh
+    params, opt_state = built.params, built.opt_state
+    abstract = built.abstract_state()
+    # Read now: the first train step donates the arrays the model holds.
+    num_params = budget.param_count(built.model)
+    state_bytes = models.state_bytes(built.model, spec.max_length)
 
-    # Task, model, optimiser.
-    task = tasks.get(config.task.name, **dict(config.task.options))
-    spec = task.spec
-    model = build_model(config.model, spec, int(config.train.seed))
-    graphdef, param_state, rest_state = nnx.split(model, nnx.Param, ...)
-    params = nnx.to_pure_dict(param_state)
-    rest = nnx.to_pure_dict(rest_state)
-    steps_total = int(config.train.steps)
-    tx, schedules = optim.build(config.optim, steps_total, model)
-    opt_state = tx.init(params)
-    steps = make_steps(graphdef, rest, tx, spec, config)
-
-    # Data.
     loader = data.make_loader(
-        task,
+        built.task,
         "train",
         global_batch_size=int(config.train.batch_size),
         seed=int(config.train.seed),
@@ -534,109 +791,135 @@ def _train_in(
     # Checkpoints: resume when the workdir holds one.
     checkpointer = make_checkpointer(workdir, config, spec)
     _check_identity(checkpointer, config, workdir, force)
-    (workdir / "config.json").write_text(config.to_json(indent=1))
-    step = 0
-    if mesh is not None:
-        params, opt_state = parallel.replicate((params, opt_state), mesh)
+    if jax.process_index() == 0:
+        (workdir / "config.json").write_text(config.to_json(indent=1))
+    step, earlier_wall_s = 0, 0.0
     if checkpointer.latest_step() is not None:
-        abstract = {"params": params, "opt_state": opt_state, "step": np.asarray(0, np.int64)}
-        step, state, data_states = checkpointer.restore(abstract)
+        step, state, data_state = checkpointer.restore(abstract)
         params, opt_state = state["params"], state["opt_state"]
-        iterator.set_state(_own_data_state(data_states, workdir).encode())
-        print(f"resumed from step {step} in {workdir}")
+        iterator_state, earlier_wall_s = _restored_progress(data_state, workdir)
+        iterator.set_state(iterator_state.encode())
+        logger.info("resumed from step %d in %s", step, workdir)
 
-    def save(at_step: int, metrics: dict[str, float] | None = None, force_save: bool = False):
-        state = {"params": params, "opt_state": opt_state, "step": np.asarray(at_step, np.int64)}
-        data_states = parallel.gather_texts(iterator.get_state().decode())
-        checkpointer.save(
-            at_step,
-            state,
-            data_state={str(i): text for i, text in enumerate(data_states)},
-            metrics=metrics,
-            force=force_save,
+    def wall_s() -> float:
+        """Seconds this run has trained: earlier processes up to the restored step, and this."""
+        return earlier_wall_s + time.time() - start_time
+
+    with MetricsLog(workdir, after_step=step) as log:
+
+        def save(at_step: int, metrics: dict[str, float] | None = None, force_save: bool = False):
+            # Every line up to at_step is in metrics.jsonl before its checkpoint can exist. The
+            # save copies the arrays to host before it returns, so the next train step may
+            # donate them.
+            log.flush()
+            state = {
+                "params": params,
+                "opt_state": opt_state,
+                "step": np.asarray(at_step, np.int64),
+            }
+            iterator_states = parallel.gather_texts(iterator.get_state().decode())
+            checkpointer.save(
+                at_step,
+                state,
+                data_state=_data_state(iterator_states, wall_s()),
+                metrics=metrics,
+                force=force_save,
+            )
+
+        steps_total = int(config.train.steps)
+        tokens_per_batch = (
+            int(config.train.batch_size) * spec.max_length * (2 if spec.paired else 1)
         )
+        window: list[tuple[int, dict[str, jax.Array]]] = []
+        window_start = time.time()
+        bar = _progress(steps_total, step, progress)
 
-    log = MetricsLog(workdir)
-    num_params = budget.param_count(model)
-    tokens_per_batch = int(config.train.batch_size) * spec.max_length * (2 if spec.paired else 1)
-    window: list[tuple[int, dict[str, jax.Array]]] = []
-    window_start = time.time()
-    bar = _progress(steps_total, step, progress)
-
-    while step < steps_total:
-        batch = _device_batch(next(iterator), config.parallel, mesh)
-        try:
-            params, opt_state, metrics = steps.train(params, opt_state, jnp.int32(step), batch)
-        except jax.errors.JaxRuntimeError as error:
-            if "RESOURCE_EXHAUSTED" in str(error):
-                raise MemoryError(_oom_message(error, config)) from error
-            raise
-        step += 1
-        window.append((step, metrics))
-        bar.update(1)
-        at_log = step % int(config.train.log_every) == 0 or step == steps_total
-        at_eval = step % int(config.train.eval_every) == 0 or step == steps_total
-        at_save = step % int(config.train.checkpoint_every) == 0 or at_eval
-        stop = preemption.should_stop(step)
-        if at_log or at_save or stop:
-            _check_finite(window, config)
-        if at_log:
-            elapsed = time.time() - window_start
-            sums = {k: sum(float(m[k]) for _, m in window) for k in ("loss", "correct", "count")}
-            values = {
-                "loss": sums["loss"] / max(sums["count"], 1.0),
-                spec.metric: score(sums, spec),
-                "lr": float(schedules["decay"](step)),
-                "grad_norm": float(window[-1][1]["grad_norm"]),
-                "tokens_per_s": tokens_per_batch * len(window) / max(elapsed, 1e-9),
-                **_memory_stats(),
-            }
-            log.write(step, values)
-            bar.set_postfix(
-                loss=f"{values['loss']:.4f}", **{spec.metric: f"{values[spec.metric]:.3f}"}
-            )
-            window, window_start = [], time.time()
-        val_metrics = None
-        if at_eval:
-            sums = evaluate(
-                steps, params, task, "validation", config, mesh, int(config.train.eval_batches)
-            )
-            val_metrics = {
-                "val_metric": score(sums, spec),
-                "val_loss": sums["loss"] / max(sums["count"], 1),
-            }
-            log.write(step, val_metrics)
-        if at_save or stop:
-            save(step, val_metrics, force_save=stop)
-        if at_eval or at_save:
-            window_start = time.time()
-        if stop:
-            checkpointer.wait()
-            print(
-                f"preempted (SIGTERM): saved step {step} in {workdir}; "
-                "rerun the same command to resume"
-            )
-            checkpointer.close()
-            return {"step": step, "preempted": True}
-    bar.close()
-    checkpointer.wait()
+        while step < steps_total:
+            batch = _device_batch(next(iterator), config.parallel, mesh)
+            try:
+                params, opt_state, metrics = steps.train(params, opt_state, jnp.int32(step), batch)
+            except jax.errors.JaxRuntimeError as error:
+                if "RESOURCE_EXHAUSTED" in str(error):
+                    raise MemoryError(_oom_message(error, config)) from error
+                raise
+            step += 1
+            window.append((step, metrics))
+            bar.update(1)
+            at_log = step % int(config.train.log_every) == 0 or step == steps_total
+            at_eval = step % int(config.train.eval_every) == 0 or step == steps_total
+            at_save = step % int(config.train.checkpoint_every) == 0 or at_eval
+            stop = preemption.should_stop(step)
+            if at_log or at_save or stop:
+                _check_finite(window, config)
+            if at_log:
+                elapsed = time.time() - window_start
+                sums = {
+                    k: sum(float(m[k]) for _, m in window) for k in ("loss", "correct", "count")
+                }
+                values = {
+                    "loss": sums["loss"] / max(sums["count"], 1.0),
+                    spec.metric: score(sums, spec),
+                    "lr": float(built.schedules["decay"](step)),
+                    "grad_norm": float(window[-1][1]["grad_norm"]),
+                    "tokens_per_s": tokens_per_batch * len(window) / max(elapsed, 1e-9),
+                    **_memory_stats(),
+                }
+                log.write(step, values)
+                bar.set_postfix(
+                    loss=f"{values['loss']:.4f}", **{spec.metric: f"{values[spec.metric]:.3f}"}
+                )
+                window, window_start = [], time.time()
+            val_metrics = None
+            if at_eval:
+                sums = evaluate(
+                    steps,
+                    params,
+                    built.task,
+                    "validation",
+                    config,
+                    mesh,
+                    int(config.train.eval_batches),
+                )
+                val_metrics = {
+                    "val_metric": score(sums, spec),
+                    "val_loss": sums["loss"] / max(sums["count"], 1),
+                }
+                log.write(step, val_metrics)
+            if at_save or stop:
+                save(step, val_metrics, force_save=stop)
+            if at_eval or at_save:
+                window_start = time.time()
+            if stop:
+                checkpointer.wait()
+                logger.info(
+                    "preempted (SIGTERM): saved step %d in %s; rerun the same command to resume",
+                    step,
+                    workdir,
+                )
+                checkpointer.close()
+                return {"step": step, "preempted": True}
+        bar.close()
+        checkpointer.wait()
 
     # Test at the best validation checkpoint (LRA's code tested the last one).
-    best_step, best_state, _ = checkpointer.restore_best(
-        {"params": params, "opt_state": opt_state, "step": np.asarray(0, np.int64)}
-    )
+    best_step, best_state, _ = checkpointer.restore_best(abstract)
     best_params = best_state["params"]
     interrupted = preemption.interrupted
     try:
         best_val = score(
-            evaluate(steps, best_params, task, "validation", config, mesh, 0, interrupted), spec
+            evaluate(steps, best_params, built.task, "validation", config, mesh, 0, interrupted),
+            spec,
         )
-        test = score(evaluate(steps, best_params, task, "test", config, mesh, 0, interrupted), spec)
+        test = score(
+            evaluate(steps, best_params, built.task, "test", config, mesh, 0, interrupted), spec
+        )
     except Preempted:
         checkpointer.close()
-        print(
-            f"preempted (SIGTERM) during the final evaluation: training finished at step {step} "
-            f"and is saved in {workdir}; rerun the same command to evaluate it"
+        logger.info(
+            "preempted (SIGTERM) during the final evaluation: training finished at step %d and "
+            "is saved in %s; rerun the same command to evaluate it",
+            step,
+            workdir,
         )
         return {"step": step, "preempted": True}
     summary = {
@@ -647,8 +930,8 @@ def _train_in(
         "param_checksum": param_checksum(params),
         "best_val": best_val,
         "test_at_best": test,
-        "state_bytes_per_sequence": models.state_bytes(model, spec.max_length),
-        "wall_s": time.time() - start_time,
+        "state_bytes_per_sequence": state_bytes,
+        "wall_s": wall_s(),
         "num_devices": jax.device_count(),
         "device_kind": jax.devices()[0].device_kind,
         "config_fingerprint": config_lib.fingerprint(config),
@@ -701,45 +984,14 @@ def evaluate_workdir(
 ) -> dict[str, Any]:
     """Evaluate a run's best (or ``step``'s) checkpoint on ``split``; used by ``memjax eval``.
 
-    Reads only: the checkpoints are opened read-only, so a run training in ``workdir`` at the
-    same time is left alone. A best step that is damaged, or that differs from the
-    ``best_step`` the run's ``summary.json`` recorded, is an error, never a silent substitute.
+    Reads only, and never substitutes another step for the best one (see :func:`load_run`).
     """
-    workdir = epath.Path(paths.resolve(workdir))
-    config_path = workdir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{config_path} not found: is {workdir} a memjax run directory?")
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    mesh = parallel.mesh() if config.parallel == "shard_map" else None
-    task = tasks.get(config.task.name, **dict(config.task.options))
-    model = build_model(config.model, task.spec, int(config.train.seed))
-    graphdef, param_state, rest_state = nnx.split(model, nnx.Param, ...)
-    params = nnx.to_pure_dict(param_state)
-    tx, _ = optim.build(config.optim, int(config.train.steps), model)
-    steps = make_steps(graphdef, nnx.to_pure_dict(rest_state), tx, task.spec, config)
-    checkpointer = make_checkpointer(workdir, config, task.spec, read_only=True)
-    abstract = {"params": params, "opt_state": tx.init(params), "step": np.asarray(0, np.int64)}
-    restore = (
-        checkpointer.restore_best
-        if step is None
-        else functools.partial(checkpointer.restore, step=step)
-    )
-    at_step, state, _ = restore(abstract)
-    summary_path = workdir / "summary.json"
-    if step is None and summary_path.exists():
-        recorded = json.loads(summary_path.read_text()).get("best_step")
-        if recorded is not None and recorded != at_step:
-            checkpointer.close()
-            raise CheckpointRestoreError(
-                f"the best checkpoint of {workdir} was step {recorded} ({summary_path}), but "
-                f"the checkpoints now rank step {at_step} best: step {recorded} is missing or "
-                f"damaged. Pass --step {at_step} to evaluate that step instead."
-            )
-    sums = evaluate(steps, state["params"], task, split, config, mesh)
-    checkpointer.close()
+    run = load_run(workdir, step)
+    built = run.setup
+    sums = evaluate(built.steps, run.params, built.task, split, built.config, built.mesh)
     return {
         "split": split,
-        "step": at_step,
-        task.spec.metric: score(sums, task.spec),
+        "step": run.step,
+        built.spec.metric: score(sums, built.spec),
         "examples": sums["count"],
     }

@@ -12,10 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 from PIL import Image
 
-from memjax import cells, optim, probes, tasks, train
+from memjax import cells, probes, tasks, train
 from memjax import config as config_lib
 from memjax.cells.base import LinearCell
 from memjax.probes import capacity, gradient, recall, subjects, task_recall
@@ -203,14 +202,15 @@ def fake_run(workdir: Path) -> None:
     config = config_lib.load(f"{ROOT}/configs/mqar.py:lru,smoke", TINY_RUN)
     workdir.mkdir()
     (workdir / "config.json").write_text(config.to_json(indent=1))
-    task = tasks.get(config.task.name, **dict(config.task.options))
-    model = train.build_model(config.model, task.spec, int(config.train.seed))
-    params = nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[1])
+    built = train.setup(config)
     shift = lambda path, p: p - 1.0 if "nu_log" in jax.tree_util.keystr(path) else p
-    trained = jax.tree_util.tree_map_with_path(shift, params)
-    tx, _ = optim.build(config.optim, int(config.train.steps), model)
-    state = {"params": trained, "opt_state": tx.init(trained), "step": np.asarray(1, np.int64)}
-    checkpointer = train.make_checkpointer(workdir, config, task.spec)
+    trained = jax.tree_util.tree_map_with_path(shift, built.params)
+    state = {
+        "params": trained,
+        "opt_state": built.tx.init(trained),
+        "step": np.asarray(1, np.int64),
+    }
+    checkpointer = train.make_checkpointer(workdir, config, built.spec)
     checkpointer.save(1, state, data_state={}, metrics={"val_metric": 0.5, "val_loss": 1.0})
     checkpointer.close()
 

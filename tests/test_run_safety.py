@@ -17,7 +17,7 @@ import jax
 import pytest
 
 from memjax import config as config_lib
-from memjax import paths, train
+from memjax import paths, train, variants
 from memjax.checkpoint import CheckpointRestoreError
 from memjax.preemption import PreemptionHandler
 from memjax.workdir_lock import WorkdirBusy, WorkdirLock
@@ -134,16 +134,17 @@ def test_sigterm_before_training_starts_saves_one_step_and_exits(tmp_path):
         ) + TINY_ARGS,
         env=ENV,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     deadline = time.time() + 120
     while not (tmp_path / ".memjax.lock").exists() and time.time() < deadline:
         time.sleep(0.01)  # the run has started: it holds its workdir, and builds and compiles
     process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, out[-3000:]
-    assert "preempted (SIGTERM): saved step 1" in out
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    assert "memjax.train: preempted (SIGTERM): saved step 1" in err  # logged, on stderr
+    assert json.loads(out) == {"step": 1, "preempted": True}  # stdout: the command's result
     assert not (tmp_path / "summary.json").exists()
 
 
@@ -314,7 +315,7 @@ def test_eval_refuses_to_substitute_another_step_for_an_emptied_best(tmp_path):
 # ----------------------------------------------------------------------------- budgets
 
 
-@pytest.mark.parametrize("variant", sorted(config_lib.VARIANTS))
+@pytest.mark.parametrize("variant", sorted(variants.VARIANTS))
 def test_param_budget_at_paper_scale_for_every_variant(variant):
     config = config_lib.load(f"{ROOT}/configs/mqar.py:{variant}", [("model.param_budget", 200_000)])
     from memjax import budget, tasks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -10,14 +11,16 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from memjax import config as config_lib
-from memjax import train
+from memjax import data, train
 from memjax.checkpoint import Checkpointer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +91,7 @@ def test_training_reduces_loss(tmp_path):
     assert losses[-1] < 0.9 * losses[0]
 
 
-def _train_command(workdir: Path, steps: int) -> list[str]:
+def _train_command(workdir: Path, steps: int, *extra: str) -> list[str]:
     overrides = [f"--config.{k}={v}" for k, v in TINY if k != "train.steps"]
     return [
         sys.executable,
@@ -104,6 +107,7 @@ def _train_command(workdir: Path, steps: int) -> list[str]:
         f"--config.train.steps={steps}",
         "--config.train.checkpoint_every=2",
         "--config.model.dropout=0.1",
+        *extra,
     ]
 
 
@@ -115,69 +119,92 @@ def _finished_steps(directory: Path) -> list[int]:
     return [int(p.name) for p in directory.iterdir() if p.name.isdigit()]
 
 
+def _logged_steps(workdir: Path) -> tuple[list[int], list[int]]:
+    """Steps of metrics.jsonl's train lines and of its validation lines, in file order."""
+    rows = read_metrics(workdir)
+    return [r["step"] for r in rows if "loss" in r], [r["step"] for r in rows if "val_metric" in r]
+
+
+def _lines_so_far(workdir: Path) -> list[int]:
+    """Steps of the complete lines a training process has written to metrics.jsonl so far."""
+    path = workdir / "metrics.jsonl"
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    return [json.loads(line)["step"] for line in lines if line.endswith("\n")]
+
+
 def test_exact_resume_after_sigkill(tmp_path):
+    """Killed (SIGKILL) after it logged steps its last checkpoint does not hold, a run resumed
+    ends with the parameters of one never interrupted and logs every step exactly once."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     steps = 40
+    # Checkpoints every 5 steps, lines every step: the kill lands between the two.
+    extra = ("--config.train.log_every=1", "--config.train.checkpoint_every=5")
+    extra += ("--config.train.eval_every=10",)
     reference = tmp_path / "reference"
-    subprocess.run(_train_command(reference, steps), check=True, env=env, capture_output=True)
+    command = _train_command(reference, steps, *extra)
+    subprocess.run(command, check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(
-        _train_command(killed, steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _train_command(killed, steps, *extra),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 240
     while time.time() < deadline:
-        if _finished_steps(killed / "checkpoints"):
+        saved = _finished_steps(killed / "checkpoints")
+        if saved and max(_lines_so_far(killed), default=0) >= max(saved) + 2:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
     summary_path = killed / "summary.json"
     assert not summary_path.exists(), "the run finished before it could be killed"
-    subprocess.run(_train_command(killed, steps), check=True, env=env, capture_output=True)
+    assert max(_lines_so_far(killed)) > max(_finished_steps(killed / "checkpoints"))
+    subprocess.run(_train_command(killed, steps, *extra), check=True, env=env, capture_output=True)
 
     want = json.loads((reference / "summary.json").read_text())
     got = json.loads(summary_path.read_text())
     assert got["param_checksum"] == want["param_checksum"]
     assert got["test_at_best"] == want["test_at_best"]
+    train_steps, val_steps = _logged_steps(killed)
+    assert train_steps == sorted(set(train_steps)), "a step is logged twice or out of order"
+    assert (train_steps, val_steps) == _logged_steps(reference)
+    assert train_steps == list(range(1, steps + 1))
 
 
 EQUIVALENCE_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from flax import nnx
-    from memjax import config as config_lib, data, optim, tasks, train
+    from memjax import config as config_lib, data, train
 
     assert jax.device_count() == 8, jax.devices()
-    results = {}
+    results, donated = {}, {}
     for how in ("none", "shard_map", "pmap"):
         config = config_lib.load(sys.argv[1], [
             ("task.options.vocab_size", 16), ("task.options.length", 16),
             ("task.options.num_kv_pairs", 2), ("task.options.num_train", 256),
             ("model.d_model", 16), ("model.dropout", 0.0), ("train.batch_size", 16),
-            ("parallel", how),
+            ("train.steps", 100), ("parallel", how),
         ])
-        task = tasks.get(config.task.name, **dict(config.task.options))
-        model = train.build_model(config.model, task.spec, 0)
-        graphdef, param_state, rest_state = nnx.split(model, nnx.Param, ...)
-        params = nnx.to_pure_dict(param_state)
-        tx, _ = optim.build(config.optim, 100, model)
-        opt_state = tx.init(params)
-        steps = train.make_steps(graphdef, nnx.to_pure_dict(rest_state), tx, task.spec, config)
-        mesh = train.parallel.mesh() if how == "shard_map" else None
-        loader = iter(data.make_loader(task, "train", global_batch_size=16, seed=0))
+        built = train.setup(config)
+        params, opt_state = built.params, built.opt_state
+        loader = iter(data.make_loader(built.task, "train", global_batch_size=16, seed=0))
         for step in range(3):
-            batch = train._device_batch(next(loader), how, mesh)
-            params, opt_state, _ = steps.train(params, opt_state, np.int32(step), batch)
+            batch = train._device_batch(next(loader), how, built.mesh)
+            params, opt_state, _ = built.steps.train(params, opt_state, np.int32(step), batch)
+        initial = jax.tree.leaves((built.params, built.opt_state))
+        donated[how] = all(x.is_deleted() for x in initial)
         results[how] = [np.asarray(x, np.float64).ravel().tolist() for x in jax.tree.leaves(params)]
-    print(json.dumps(results))
+    print(json.dumps({"params": results, "donated": donated}))
     """
 )
 
 
 @pytest.mark.parametrize("variant", ["lstm"])
-def test_one_device_shard_map_and_pmap_agree_on_eight_cpu_devices(variant):
+def test_one_device_shard_map_and_pmap_agree_and_donate_on_eight_cpu_devices(variant):
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
@@ -190,7 +217,9 @@ def test_one_device_shard_map_and_pmap_agree_on_eight_cpu_devices(variant):
         capture_output=True,
         text=True,
     )
-    results = json.loads(out.stdout.strip().splitlines()[-1])
+    printed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert printed["donated"] == {"none": True, "shard_map": True, "pmap": True}
+    results = printed["params"]
     for how in ("shard_map", "pmap"):
         for a, b in zip(results["none"], results[how], strict=True):
             np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
@@ -260,31 +289,76 @@ def test_out_of_memory_message_suggests_remedies(tmp_path, monkeypatch):
         train.train_and_evaluate(tiny_config("lstm"), tmp_path, progress=False)
 
 
-def test_preemption_saves_exits_and_resumes_exactly(tmp_path, monkeypatch):
+class StopAfter:
+    """A preemption watch whose flag rises after ``step``; ``pause`` seconds pass before."""
+
+    def __init__(self, step: int, pause: float = 0.0):
+        self.step, self.pause = step, pause
+
+    def __call__(self) -> StopAfter:  # stands in for install_preemption_handler()
+        return self
+
+    def should_stop(self, step):
+        if step == self.step:
+            time.sleep(self.pause)
+        return step >= self.step
+
+    def interrupted(self):
+        return False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def test_preemption_saves_exits_and_resumes_exactly(tmp_path, monkeypatch, caplog):
     """SIGTERM sets the handler's flag (tested with a real signal in test_checkpoint); here the
     flag rises after step 2 and the loop must save that step, stop, and resume exactly."""
     reference = train.train_and_evaluate(tiny_config("gru"), tmp_path / "a", progress=False)
 
-    class RaisedAfterTwoSteps:
-        def should_stop(self, step):
-            return step >= 2
-
-        def interrupted(self):
-            return False
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return None
-
-    monkeypatch.setattr(train, "install_preemption_handler", RaisedAfterTwoSteps)
-    stopped = train.train_and_evaluate(tiny_config("gru"), tmp_path / "b", progress=False)
+    monkeypatch.setattr(train, "install_preemption_handler", StopAfter(2))
+    with caplog.at_level(logging.INFO, logger="memjax.train"):
+        stopped = train.train_and_evaluate(tiny_config("gru"), tmp_path / "b", progress=False)
     assert stopped == {"step": 2, "preempted": True}
+    assert f"preempted (SIGTERM): saved step 2 in {tmp_path / 'b'}" in caplog.text
     assert Checkpointer(tmp_path / "b" / "checkpoints").latest_step() == 2
     monkeypatch.undo()
-    resumed = train.train_and_evaluate(tiny_config("gru"), tmp_path / "b", progress=False)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="memjax.train"):
+        resumed = train.train_and_evaluate(tiny_config("gru"), tmp_path / "b", progress=False)
+    assert f"resumed from step 2 in {tmp_path / 'b'}" in caplog.text
     assert resumed["param_checksum"] == reference["param_checksum"]
+
+
+def test_wall_time_of_a_resumed_run_counts_every_process(tmp_path, monkeypatch):
+    """summary.json's wall_s is the first process's time up to its checkpoint (which held a
+    pause of 1.5 s) plus the time of the process that resumed it."""
+    monkeypatch.setattr(train, "install_preemption_handler", StopAfter(2, pause=1.5))
+    start = time.time()
+    train.train_and_evaluate(tiny_config("gru"), tmp_path, progress=False)
+    first = time.time() - start
+    monkeypatch.undo()
+    start = time.time()
+    summary = train.train_and_evaluate(tiny_config("gru"), tmp_path, progress=False)
+    second = time.time() - start
+    assert 1.5 + second - 0.25 <= summary["wall_s"] <= first + second
+
+
+def test_the_train_step_donates_params_and_optimiser_state():
+    """XLA reuses the old train state's buffers for the new one: the inputs are deleted."""
+    built = train.setup(tiny_config("lstm"))
+    loader = data.make_loader(built.task, "train", global_batch_size=8, seed=0)
+    batch = train._device_batch(next(iter(loader)), "none", None)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*donated buffers were not usable")
+        params, opt_state, _ = built.steps.train(built.params, built.opt_state, jnp.int32(0), batch)
+    old = jax.tree.leaves((built.params, built.opt_state))
+    assert old and all(leaf.is_deleted() for leaf in old)
+    assert not any(leaf.is_deleted() for leaf in jax.tree.leaves((params, opt_state)))
+    lowered = built.steps.train.lower(params, opt_state, jnp.int32(1), batch).as_text()
+    assert lowered.count("tf.aliasing_output") == len(old)
 
 
 def _two_process_train(workdir: Path, steps: int, port: int) -> list[subprocess.Popen]:
@@ -324,10 +398,10 @@ def test_sigterm_on_one_host_stops_every_host_at_the_same_step(tmp_path):
     processes[1].send_signal(signal.SIGTERM)
     outputs = [p.communicate(timeout=240)[0].decode() for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
+    # The message comes from process 0 alone; the save both made is one collective checkpoint.
     stops = [re.search(r"preempted \(SIGTERM\): saved step (\d+)", out) for out in outputs]
-    assert all(stops), outputs
+    assert stops[0] and not stops[1], outputs
     step = int(stops[0].group(1))
-    assert int(stops[1].group(1)) == step
     assert step in _finished_steps(tmp_path / "checkpoints")
 
     assert step < steps, "the job finished before the notice arrived"

@@ -9,16 +9,17 @@ from typing import Any
 
 from etils import epath
 
+from memjax import variants
 from memjax.experiments import published
 from memjax.experiments.definitions import published_beside
 from memjax.experiments.results import Block, Document, Entry, Line
-from memjax.experiments.runs import MODEL_NAMES, SPEED_BATCH, SWEEPS, Plan, Run
+from memjax.experiments.runs import SPEED_BATCH, SWEEPS, Plan, Run
 
 
 def speed_runs(plan: Plan) -> dict[tuple[str, int], Run]:
     """(mixer, length) -> the text-task config the speed is measured with."""
     out = {}
-    for variant in plan.mixers:
+    for variant in plan.variants:
         for length in SWEEPS[plan.scale].speed_lengths:
             overrides = [
                 ("task.options.max_length", length),
@@ -49,20 +50,14 @@ def measure_speed(run: Run, steps: int) -> dict[str, Any]:
     memory XLA compiled its training step to (arguments + outputs + temporaries)."""
     import jax
     import jax.numpy as jnp
-    from flax import nnx
 
-    from memjax import optim, tasks, train
+    from memjax import train
 
-    config = run.load()
-    spec = tasks.get(config.task.name, **dict(config.task.options)).spec
-    model = train.build_model(config.model, spec, run.seed)
-    graphdef, param_state, rest = nnx.split(model, nnx.Param, ...)
-    params = nnx.to_pure_dict(param_state)
-    tx, _ = optim.build(config.optim, int(config.train.steps), model)
-    opt_state = tx.init(params)
-    step = train.make_steps(graphdef, nnx.to_pure_dict(rest), tx, spec, config).train
+    built = train.setup(run.load())
+    spec, config = built.spec, built.config
     batch = synthetic_batch(spec, int(config.train.batch_size))
-    compiled = step.lower(params, opt_state, jnp.int32(0), batch).compile()
+    params, opt_state = built.params, built.opt_state
+    compiled = built.steps.train.lower(params, opt_state, jnp.int32(0), batch).compile()
     memory = compiled.memory_analysis()
     used = (
         memory.argument_size_in_bytes
@@ -102,7 +97,7 @@ def speed_block(
     lengths = SWEEPS[plan.scale].speed_lengths
     row = published.LRA_STEPS_PER_S if key == "steps_per_s" else published.LRA_MEMORY_GB
     lines = []
-    for variant in plan.mixers:
+    for variant in plan.variants:
         entries = []
         for i, length in enumerate(lengths):
             result = results[variant, length]
@@ -114,7 +109,7 @@ def speed_block(
             base = results.get(("transformer", length))
             ratio = result[key] / base[key] if isinstance(base, dict) and base[key] else None
             entries.append(Entry(mean=result[key], seeds=1, ratio=ratio, **beside))
-        lines.append(Line(MODEL_NAMES[variant], "ours", tuple(entries)))
+        lines.append(Line(variants.get(variant).display, "ours", tuple(entries)))
     values = tuple(Entry(published=v) for v in row.values)
     lines.append(Line(f"{row.model}, TPU v3 4x4", "published", values, row.source))
     what = (

@@ -17,17 +17,14 @@ Every probe sees a :class:`Subject` through the same pure functions of its param
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
-import ml_collections
-import numpy as np
 from flax import nnx
 
-from memjax import cells, models, optim, tasks, train
+from memjax import cells, models, tasks, train
 from memjax.cells.base import Array, Memory, Params
 from memjax.scan import scan
 
@@ -192,38 +189,21 @@ def small_model(mixer: str, *, hidden: int, depth: int, length: int, seed: int =
     )
 
 
-def load_config(workdir: Path) -> ml_collections.ConfigDict:
-    """A run's ``config.json``; FileNotFoundError if ``workdir`` is not a run directory."""
-    path = Path(workdir) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {workdir} a memjax run directory?")
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
-
-
 def run(workdir: str | Path) -> tuple[Subject, Subject]:
     """The run's model at initialisation and at its best checkpoint: ``(init, trained)``."""
-    workdir = Path(workdir)
-    config = load_config(workdir)
-    task = tasks.get(config.task.name, **dict(config.task.options))
-    seed = int(config.train.seed)
-    model = train.build_model(config.model, task.spec, seed)
-    graphdef, param_state, rest = nnx.split(model, nnx.Param, ...)
-    params = nnx.to_pure_dict(param_state)
-    tx, _ = optim.build(config.optim, int(config.train.steps), model)
-    checkpointer = train.make_checkpointer(workdir, config, task.spec)
-    abstract = {"params": params, "opt_state": tx.init(params), "step": np.asarray(0, np.int64)}
-    _, restored, _ = checkpointer.restore_best(abstract)
-    checkpointer.close()
-    trained = nnx.merge(graphdef, restored["params"], nnx.to_pure_dict(rest))
+    loaded = train.load_run(workdir)
+    built, config = loaded.setup, loaded.setup.config
+    trained = nnx.merge(built.graphdef, loaded.params, built.rest)
     options = {**tasks.options(config.task.name), **dict(config.task.options)}
     common = dict(
         mixer=config.model.mixer,
-        max_length=task.spec.max_length,
-        seed=seed,
+        max_length=built.spec.max_length,
+        seed=int(config.train.seed),
         task=config.task.name,
         task_options=options,
     )
+    name = Path(workdir).name
     return (
-        model_subject(model, label=f"{workdir.name}@init", stage="init", **common),
-        model_subject(trained, label=f"{workdir.name}@trained", stage="trained", **common),
+        model_subject(built.model, label=f"{name}@init", stage="init", **common),
+        model_subject(trained, label=f"{name}@trained", stage="trained", **common),
     )
