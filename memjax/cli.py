@@ -54,7 +54,8 @@ def _exit_with(error: Exception) -> None:
     import traceback
 
     from memjax.checkpoint import CheckpointRestoreError
-    from memjax.train import ConfigMismatch, DiskFull, NonFiniteLoss
+    from memjax.run_failures import DiskFull, NonFiniteLoss
+    from memjax.run_state import ConfigMismatch
     from memjax.workdir_lock import WorkdirBusy
 
     expected = (

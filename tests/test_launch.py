@@ -34,7 +34,7 @@ from memjax.cli import COMMANDS
 from memjax.launch import gcloud as launch_gcloud
 from memjax.launch import remote as launch_remote
 from memjax.launch import steps as launch_steps
-from memjax.train import MetricsLog
+from memjax.metrics_log import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/mqar.py:lstm,smoke"

@@ -17,7 +17,7 @@ import jax
 import pytest
 
 from memjax import config as config_lib
-from memjax import paths, train, variants
+from memjax import paths, run_failures, train, variants
 from memjax.checkpoint import CheckpointRestoreError
 from memjax.preemption import PreemptionHandler
 from memjax.workdir_lock import WorkdirBusy, WorkdirLock
@@ -262,10 +262,12 @@ def test_batch_must_split_over_devices_then_over_micro_batches():
 
 def test_non_finite_hint_fits_the_config():
     clipped = tiny_config([("optim.clip_norm", 1.0)])
-    hint = train._non_finite_remedies(clipped)
+    hint = run_failures.non_finite_remedies(clipped)
     assert "clip_norm=0.25; now 1" in hint and "clip_norm=1.0" not in hint
     unclipped = tiny_config([("optim.clip_norm", 0.0)])
-    assert "which is off (--config.optim.clip_norm=1.0)" in train._non_finite_remedies(unclipped)
+    assert "which is off (--config.optim.clip_norm=1.0)" in run_failures.non_finite_remedies(
+        unclipped
+    )
 
 
 def test_fingerprint_keeps_what_changes_the_numbers_and_only_that():

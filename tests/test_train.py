@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from memjax import config as config_lib
-from memjax import data, train
+from memjax import data, run_failures, run_state, train
 from memjax.checkpoint import Checkpointer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ EQUIVALENCE_SCRIPT = textwrap.dedent(
         params, opt_state = built.params, built.opt_state
         loader = iter(data.make_loader(built.task, "train", global_batch_size=16, seed=0))
         for step in range(3):
-            batch = train._device_batch(next(loader), how, built.mesh)
+            batch = train.device_batch(next(loader), how, built.mesh)
             params, opt_state, _ = built.steps.train(params, opt_state, np.int32(step), batch)
         initial = jax.tree.leaves((built.params, built.opt_state))
         donated[how] = all(x.is_deleted() for x in initial)
@@ -250,7 +250,7 @@ def test_workdir_of_another_config_is_refused(tmp_path):
     train.train_and_evaluate(tiny_config("lstm", [("train.steps", 3)]), tmp_path, progress=False)
     other = tiny_config("lstm", [("train.steps", 3), ("model.d_model", 24)])
     with pytest.raises(
-        train.ConfigMismatch, match=r"model.d_model: 16 -> 24.*new --workdir.*--force"
+        run_state.ConfigMismatch, match=r"model.d_model: 16 -> 24.*new --workdir.*--force"
     ):
         train.train_and_evaluate(other, tmp_path, progress=False)
     assert json.loads((tmp_path / "config.json").read_text())["model"]["d_model"] == 16
@@ -267,7 +267,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
             ("train.log_every", 1),
         ],
     )
-    with pytest.raises(train.NonFiniteLoss, match=r"loss is nan at step \d+"):
+    with pytest.raises(run_failures.NonFiniteLoss, match=r"loss is nan at step \d+"):
         train.train_and_evaluate(config, tmp_path, progress=False)
     for step in Checkpointer(tmp_path / "checkpoints").all_steps():
         assert step < 6
@@ -350,7 +350,7 @@ def test_the_train_step_donates_params_and_optimiser_state():
     """XLA reuses the old train state's buffers for the new one: the inputs are deleted."""
     built = train.setup(tiny_config("lstm"))
     loader = data.make_loader(built.task, "train", global_batch_size=8, seed=0)
-    batch = train._device_batch(next(iter(loader)), "none", None)
+    batch = train.device_batch(next(iter(loader)), "none", None)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*donated buffers were not usable")
         params, opt_state, _ = built.steps.train(built.params, built.opt_state, jnp.int32(0), batch)
@@ -424,4 +424,4 @@ def test_multi_process_jobs_need_shard_map(monkeypatch, tmp_path):
 
 def test_resume_refuses_a_checkpoint_of_another_host_count(tmp_path):
     with pytest.raises(ValueError, match="written by 2 processes, but this job has 1"):
-        train._own_data_state({"0": "{}", "1": "{}"}, tmp_path)
+        run_state.own_data_state({"0": "{}", "1": "{}"}, tmp_path)
