@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m ruff check memjax tests configs launch
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/deptry .
-	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --durations=15 tests
+	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --dist worksteal --durations=15 tests
 
 demo: $(STAMP)
 	$(VENV)/bin/memjax compare --out out/demo

