@@ -112,7 +112,7 @@ def test_dual_encoder_has_no_unused_parameters():
         "lstm", num_classes=2, d_model=8, depth=1, vocab_size=VOCAB, rngs=nnx.Rngs(0)
     )
     pair = jnp.stack([tokens(0), tokens(1)], axis=1)
-    grads = nnx.grad(lambda m: jnp.sum(m(pair) ** 2))(model)
+    grads = nnx.jit(nnx.grad(lambda m: jnp.sum(m(pair) ** 2)))(model)
     flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(grads, nnx.Param)))[0]
     unused = [jax.tree_util.keystr(path) for path, g in flat if not bool(jnp.any(g != 0))]
     assert unused == []

@@ -263,9 +263,9 @@ def test_model_defaults_are_accepted_in_every_mode(name):
         except ValueError:
             continue
         for remat in (False, 0):
-            ys, _ = memjax.scan(
-                cell, params, SCAN_XS, mode=mode, remat=remat, unroll="auto", chunk=None
-            )
+            options = dict(mode=mode, remat=remat, unroll="auto", chunk=None)
+            scan = functools.partial(memjax.scan, cell, **options)
+            ys, _ = jax.eval_shape(scan, params, SCAN_XS)  # traced: every check runs
             assert ys.shape == (2, 5, 4)
 
 
