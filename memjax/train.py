@@ -245,6 +245,9 @@ def train_and_evaluate(
             except Exception as error:
                 if is_disk_full(error):
                     raise DiskFull(disk_full_message(error, workdir)) from error
+                late_oom = "RESOURCE_EXHAUSTED" in str(error) and not isinstance(error, MemoryError)
+                if late_oom:  # asynchronous dispatch: surfaced when a value was read
+                    raise MemoryError(oom_message(error, config)) from error
                 raise
 
 

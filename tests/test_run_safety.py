@@ -325,3 +325,25 @@ def test_param_budget_at_paper_scale_for_every_variant(variant):
     spec = tasks.get(config.task.name, **dict(config.task.options)).spec
     model = nnx.eval_shape(lambda: train.build_model(config.model, spec, 0))
     assert abs(budget.param_count(model) - 200_000) / 200_000 <= 0.10
+
+
+def test_an_out_of_memory_that_surfaces_late_still_gets_the_remedies(tmp_path, monkeypatch):
+    """Asynchronous dispatch lets a device OOM surface when a metric is read, not at the step."""
+    real = train.make_steps
+
+    class Exhausted:
+        def __float__(self):
+            raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 30GB")
+
+    def late(*args, **kwargs):
+        steps = real(*args, **kwargs)
+
+        def step(params, opt_state, step, batch):
+            params, opt_state, metrics = steps.train(params, opt_state, step, batch)
+            return params, opt_state, {**metrics, "loss": Exhausted()}
+
+        return train.Steps(train=step, evaluate=steps.evaluate)
+
+    monkeypatch.setattr(train, "make_steps", late)
+    with pytest.raises(MemoryError, match=r"batch_size=4.*accumulate.*remat"):
+        train.train_and_evaluate(tiny_config(), tmp_path, progress=False)
