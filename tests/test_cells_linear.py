@@ -4,6 +4,8 @@ discretisation and the quadratic (masked matrix) form of linear attention."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -327,6 +329,7 @@ def test_chunked_form_equals_sequential_scan(decay, time):
     mask = jnp.arange(time)[None] < jnp.array([[time], [max(time - 3, 1)]])
     carry = jax.random.normal(jax.random.key(9), cell.initial_carry(params, (2,)).shape)
 
+    @functools.partial(jax.jit, static_argnums=0)
     def run(mode, p):
         chunk = 16 if mode == "chunked" else None  # chunk only applies to mode="chunked"
         return memjax.scan(cell, p, xs, mode=mode, mask=mask, carry=carry, chunk=chunk)
@@ -334,7 +337,7 @@ def test_chunked_form_equals_sequential_scan(decay, time):
     want, got = run("sequential", params), run("chunked", params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, atol=2e-5, rtol=2e-5), want, got)
     loss = lambda mode: lambda p: jnp.sum(run(mode, p)[0] ** 2) + jnp.sum(run(mode, p)[1])
-    grads = [jax.grad(loss(mode))(params) for mode in ("sequential", "chunked")]
+    grads = [jax.jit(jax.grad(loss(mode)))(params) for mode in ("sequential", "chunked")]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, atol=1e-4, rtol=1e-4), *grads)
 
 
