@@ -11,11 +11,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import jax
 import pytest
 from flax import nnx
+from tiny_run import ROOT, TINY_ARGS, tiny_config
 
 from memjax import config as config_lib
 from memjax import paths, run_failures, train, variants
@@ -23,28 +23,7 @@ from memjax.checkpoint import CheckpointRestoreError
 from memjax.preemption import PreemptionHandler
 from memjax.workdir_lock import WorkdirBusy, WorkdirLock
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    ("task.options.vocab_size", 16),
-    ("task.options.length", 16),
-    ("task.options.num_kv_pairs", 2),
-    ("task.options.num_train", 256),
-    ("task.options.num_validation", 32),
-    ("task.options.num_test", 32),
-    ("model.d_model", 16),
-    ("train.batch_size", 8),
-    ("train.steps", 6),
-    ("train.eval_every", 3),
-    ("train.checkpoint_every", 3),
-    ("train.log_every", 2),
-    ("parallel", "none"),
-]
-TINY_ARGS = [f"--config.{key}={value!r}" for key, value in TINY]
 ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
-
-
-def tiny_config(extra=()):
-    return config_lib.load(f"{ROOT}/configs/mqar.py:lstm,smoke", [*TINY, *extra])
 
 
 def memjax_command(*argv: str) -> list[str]:
@@ -261,10 +240,10 @@ def test_batch_must_split_over_devices_then_over_micro_batches():
 
 
 def test_non_finite_hint_fits_the_config():
-    clipped = tiny_config([("optim.clip_norm", 1.0)])
+    clipped = tiny_config(extra=[("optim.clip_norm", 1.0)])
     hint = run_failures.non_finite_remedies(clipped)
     assert "clip_norm=0.25; now 1" in hint and "clip_norm=1.0" not in hint
-    unclipped = tiny_config([("optim.clip_norm", 0.0)])
+    unclipped = tiny_config(extra=[("optim.clip_norm", 0.0)])
     assert "which is off (--config.optim.clip_norm=1.0)" in run_failures.non_finite_remedies(
         unclipped
     )
@@ -279,14 +258,14 @@ def test_fingerprint_keeps_what_changes_the_numbers_and_only_that():
         ("model.remat", 2),
         ("train.log_every", 1),
     ]:
-        assert config_lib.fingerprint(tiny_config([(key, value)])) == base, key
+        assert config_lib.fingerprint(tiny_config(extra=[(key, value)])) == base, key
     for key, value in [("optim.lr", 1e-2), ("model.d_model", 24), ("train.seed", 1)]:
-        assert config_lib.fingerprint(tiny_config([(key, value)])) != base, key
+        assert config_lib.fingerprint(tiny_config(extra=[(key, value)])) != base, key
 
 
 def test_a_harmless_change_resumes(tmp_path):
-    train.train_and_evaluate(tiny_config([("train.steps", 3)]), tmp_path, progress=False)
-    harmless = tiny_config([("train.steps", 3), ("model.remat", 2), ("model.unroll", 2)])
+    train.train_and_evaluate(tiny_config(extra=[("train.steps", 3)]), tmp_path, progress=False)
+    harmless = tiny_config(extra=[("train.steps", 3), ("model.remat", 2), ("model.unroll", 2)])
     assert train.train_and_evaluate(harmless, tmp_path, progress=False)["step"] == 3
 
 

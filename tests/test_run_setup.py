@@ -15,31 +15,10 @@ import numpy as np
 import pytest
 from etils import epath
 from flax import nnx
+from tiny_run import tiny_config
 
-from memjax import config as config_lib
 from memjax import optim, train
 from memjax.checkpoint import Checkpointer, CheckpointRestoreError
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    ("task.options.vocab_size", 16),
-    ("task.options.length", 16),
-    ("task.options.num_kv_pairs", 2),
-    ("task.options.num_train", 256),
-    ("task.options.num_validation", 32),
-    ("task.options.num_test", 32),
-    ("model.d_model", 16),
-    ("train.batch_size", 8),
-    ("train.steps", 6),
-    ("train.eval_every", 3),
-    ("train.checkpoint_every", 3),
-    ("train.log_every", 2),
-    ("parallel", "none"),
-]
-
-
-def tiny_config(extra=()):
-    return config_lib.load(f"{ROOT}/configs/mqar.py:lstm,smoke", [*TINY, *extra])
 
 
 def host(leaf) -> np.ndarray:
@@ -59,7 +38,7 @@ def assert_trees_equal(a, b) -> None:
 
 @pytest.mark.parametrize("how", ["none", "shard_map"])
 def test_setup_builds_the_model_and_optimiser_of_the_config(how):
-    config = tiny_config([("parallel", how)])
+    config = tiny_config(extra=[("parallel", how)])
     built = train.setup(config)
     model = train.build_model(config.model, built.spec, int(config.train.seed))
     _, param_state, rest_state = nnx.split(model, nnx.Param, ...)

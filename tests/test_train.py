@@ -18,31 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_run import ROOT, TINY, tiny_config
 
 from memjax import config as config_lib
 from memjax import data, run_failures, run_state, train
 from memjax.checkpoint import Checkpointer
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    ("task.options.vocab_size", 16),
-    ("task.options.length", 16),
-    ("task.options.num_kv_pairs", 2),
-    ("task.options.num_train", 256),
-    ("task.options.num_validation", 32),
-    ("task.options.num_test", 32),
-    ("model.d_model", 16),
-    ("train.batch_size", 8),
-    ("train.steps", 6),
-    ("train.eval_every", 3),
-    ("train.checkpoint_every", 3),
-    ("train.log_every", 2),
-    ("parallel", "none"),
-]
-
-
-def tiny_config(variant: str, extra=()):
-    return config_lib.load(f"{ROOT}/configs/mqar.py:{variant},smoke", [*TINY, *extra])
 
 
 def read_metrics(workdir: Path) -> list[dict]:
