@@ -137,7 +137,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], None], str]] = {
     ),
     "bench": (_bench, "time every memory forward and forward+backward beside the baselines"),
     "probe": (_probe, "gradient flow, recall and capacity of memories at init or of a trained run"),
-    "data": (_data, "show a task's decoded examples, split sizes and lengths: data show TASK"),
+    "data": (_data, "show or export a task's data: data show TASK, data export TASK --out DIR"),
     "launch": (
         _launch,
         "run a memjax command on a Cloud TPU or GPU VM made for it: launch tpu|gpu",

@@ -13,9 +13,17 @@ Layout of a config (the trainer reads nothing else)::
               steps between in the backward pass), unroll (0: per backend, see
               memjax.scan.resolve_unroll),
               param_budget (0: use d_model; else size d_model to it),
-              bidirectional (a second memory run backwards, summed; classification only)
+              bidirectional (a backward pass over each valid prefix, added to the forward
+              one; classification only), bidirectional_form ("independent": a second memory
+              with its own parameters; "shared": S5's, same Lambda and B, two C's, one D),
+              norm (layernorm | rmsnorm | batchnorm), norm_position (pre | post), final_norm,
+              activation (after the mixer: none | gelu | half_glu1 | half_glu2 | full_glu),
+              bn_momentum, dropout_time_shared, positional (none | sinusoidal | learned: added
+              once after the embedding); see memjax.models
     optim:    lr, recurrence_lr (None: lr), weight_decay, b1, b2, schedule (cosine | rsqrt |
-              constant), warmup_steps, clip_norm (0: off), accumulate (micro-batches per step)
+              constant), warmup_steps, clip_norm (0: off), accumulate (micro-batches per step),
+              opt_config (memjax | S5's standard, BandCdecay, BfastandCdecay, noBCdecay),
+              dt_global (S5's: log_step with the decayed group); see memjax.optim
     train:    steps, batch_size (global), eval_every, eval_batches (0: whole split),
               checkpoint_every, keep, log_every, seed, truncate
     parallel: "shard_map" | "pmap" | "none"
@@ -29,7 +37,7 @@ import hashlib
 import importlib.util
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +45,8 @@ import ml_collections
 
 from memjax import variants
 from memjax.options import parse_value
+from memjax.provenance import Provenance, never_ran
+from memjax.s5_release import expand_s5_script
 
 SCALES = ("paper", "smoke")
 PARALLEL = ("shard_map", "pmap", "none")
@@ -63,6 +73,13 @@ def base_config() -> ml_collections.ConfigDict:
             "unroll": 0,
             "param_budget": 0,
             "bidirectional": False,
+            "bidirectional_form": "independent",
+            "norm_position": "pre",
+            "final_norm": True,
+            "activation": "none",
+            "bn_momentum": 0.95,
+            "dropout_time_shared": False,
+            "positional": "none",
         }
     )
     c.optim = ml_collections.ConfigDict(
@@ -76,6 +93,8 @@ def base_config() -> ml_collections.ConfigDict:
             "warmup_steps": 100,
             "clip_norm": 1.0,
             "accumulate": 1,
+            "opt_config": "memjax",
+            "dt_global": False,
         }
     )
     c.train = ml_collections.ConfigDict(
@@ -93,6 +112,7 @@ def base_config() -> ml_collections.ConfigDict:
     )
     c.parallel = "shard_map"
     c.scale = "paper"
+    c.provenance = Provenance("memjax's defaults, no paper", ("not a paper's setup",)).to_config()
     return c
 
 
@@ -332,22 +352,70 @@ CADENCE = (
 """Fields that change what is logged and kept, not the parameters."""
 
 
+DESCRIPTIVE = ("provenance",)
+"""Fields that describe a run (where its setup comes from), not what it computes."""
+
+
 def fingerprint(config: ml_collections.ConfigDict) -> str:
     """Hash of everything that changes the numbers a run computes.
 
     Left out: logging, evaluation and checkpoint cadence (``CADENCE``) and the fields that
     choose how the same computation runs (``NUMERICALLY_NEUTRAL``: data parallelism, scan mode,
-    unrolling, rematerialisation). A workdir remembers the fingerprint; resuming a run under a
+    unrolling, rematerialisation), and the description of where the setup comes from
+    (``DESCRIPTIVE``). A workdir remembers the fingerprint; resuming a run under a
     config with another one is refused.
     """
     data = json.loads(config.to_json())
-    for dotted in (*CADENCE, *NUMERICALLY_NEUTRAL):
+    for dotted in (*CADENCE, *NUMERICALLY_NEUTRAL, *DESCRIPTIVE):
         *parents, leaf = dotted.split(".")
         node = data
         for parent in parents:
             node = node.get(parent, {})
         node.pop(leaf, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def apply_setup(config: ml_collections.ConfigDict, setup: dict[str, Any], task: str) -> None:
+    """Set ``config``'s fields from a setup dict (the keys of :func:`task_config`'s ``paper``).
+
+    ``s5_script`` (a dict of S5 ``run_train.py`` flags) is first translated by
+    :func:`memjax.s5_release.expand_s5_script`.
+    """
+    setup = expand_s5_script(setup)
+    train_keys = ("batch_size", "steps")
+    optim_keys = (
+        "lr",
+        "recurrence_lr",
+        "weight_decay",
+        "b1",
+        "b2",
+        "schedule",
+        "warmup_steps",
+        "clip_norm",
+        "opt_config",
+        "dt_global",
+    )
+    mixer = config.model.mixer
+    for key, value in setup.items():
+        if key in train_keys:
+            config.train[key] = value
+        elif key in optim_keys:
+            config.optim[key] = value
+        elif key in MODEL_KEYS:
+            config.model[key] = value
+        elif key == "embed_positional":
+            if mixer in _ACCEPTS[key]:
+                config.model.positional = value
+                config.model.mixer_options.positional = "none"
+        elif key in _ACCEPTS:  # positional, heads, head_dim, state_size ...: mixer options
+            if mixer in _ACCEPTS[key]:
+                config.model.mixer_options[key] = value
+        elif key == "mixer_options":
+            config.model.mixer_options.update(dict(value))
+        elif key == "task_options":
+            config.task.options.update(dict(value))
+        else:
+            raise ValueError(f"unknown setup key {key!r} in the {task} config")
 
 
 def task_config(
@@ -358,49 +426,40 @@ def task_config(
     paper: dict[str, Any],
     smoke_options: dict[str, Any],
     per_variant: dict[str, dict[str, Any]] | None = None,
+    sources: Mapping[str, Provenance] | None = None,
+    shared: str = "memjax's shared setup of this task",
 ) -> ml_collections.ConfigDict:
     """Build a task's config: defaults, the variant's mixer, the paper setup, then the scale.
 
-    ``paper`` holds the published training setup (keys: any of ``batch_size, steps, lr,
-    weight_decay, schedule, warmup_steps, clip_norm, d_model, depth, mlp, mlp_expand, pooling,
-    dropout, positional, heads``); ``per_variant[variant]`` overrides it for one variant (S5's
-    own published setup for ``s5``, say). ``smoke_options`` shrink the task's data at smoke scale.
+    ``paper`` holds the published training setup (keys, see :func:`apply_setup`: any of
+    ``batch_size, steps, lr, recurrence_lr, weight_decay, b1, b2, schedule, warmup_steps,
+    clip_norm, opt_config, dt_global``, the ``model`` fields of :data:`MODEL_KEYS`,
+    ``embed_positional`` (attention: LRA's positions, added once at the embedding,
+    ``model.positional``; the attention layers' own positions are then "none"),
+    ``positional`` (attention's per-layer option), ``heads``, ``state_size``,
+    ``mixer_options`` (a dict merged into ``model.mixer_options``), ``task_options`` (a dict
+    merged into ``task.options``) and ``s5_script`` (:func:`memjax.s5_release.s5_setup`));
+    ``per_variant[variant]`` overrides it for one variant (S5's own published setup for
+    ``s5``, say). ``smoke_options`` shrink the task's data at smoke scale.
     """
     variant, scale = parse_arg(arg)
     config = with_variant(base_config(), variant)
     config.task.name = task
     config.task.options = ml_collections.ConfigDict(dict(options))
-    setup = {**paper, **(per_variant or {}).get(variant, {})}
-    train_keys = ("batch_size", "steps")
-    optim_keys = ("lr", "recurrence_lr", "weight_decay", "schedule", "warmup_steps", "clip_norm")
-    model_keys = (
-        "d_model",
-        "depth",
-        "mlp",
-        "mlp_expand",
-        "pooling",
-        "dropout",
-        "norm",
-        "bidirectional",
-    )
-    for key, value in setup.items():
-        if key in train_keys:
-            config.train[key] = value
-        elif key in optim_keys:
-            config.optim[key] = value
-        elif key in model_keys:
-            config.model[key] = value
-        elif key in ("positional", "heads", "state_size"):
-            if config.model.mixer in _ACCEPTS[key]:
-                config.model.mixer_options[key] = value
-        else:
-            raise ValueError(f"unknown setup key {key!r} in the {task} config")
+    own = expand_s5_script((per_variant or {}).get(variant, {}))
+    apply_setup(config, {**paper, **own}, task)
     config.train.eval_every = max(1, min(config.train.eval_every, config.train.steps))
     config.train.checkpoint_every = config.train.eval_every
+    provenance = (sources or {}).get(variant) or never_ran(variant, task, shared)
     if scale == "smoke":
         smoke(config)
         config.task.options.update(smoke_options)
+        provenance = provenance.with_differences([SMOKE_DIFFERENCE])
+    config.provenance = provenance.to_config()
     return config
+
+
+SMOKE_DIFFERENCE = "smoke scale: a shrunk task and model trained for a few steps"
 
 
 SYNTHETIC_SETUP = dict(
@@ -414,8 +473,28 @@ SYNTHETIC_SETUP = dict(
 )
 """The training setup the generated tasks share (configs/copy.py, mqar.py, ...)."""
 
+MODEL_KEYS = (
+    "d_model",
+    "depth",
+    "mlp",
+    "mlp_expand",
+    "pooling",
+    "dropout",
+    "norm",
+    "bidirectional",
+    "bidirectional_form",
+    "norm_position",
+    "final_norm",
+    "activation",
+    "bn_momentum",
+    "dropout_time_shared",
+)
+"""Setup keys that set the ``config.model`` field of the same name."""
+
 _ACCEPTS = {
     "positional": ("attention",),
+    "embed_positional": ("attention",),
     "heads": ("attention", "linear_attention"),
+    "head_dim": ("attention",),
     "state_size": ("lru", "s5"),
 }

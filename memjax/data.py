@@ -12,9 +12,15 @@ Batches (B = global_batch_size // process_count, L = task.spec.max_length):
   (float32 [B] for regression);
 - paired: ``inputs`` [B, 2, L], ``mask`` [B, 2, L], ``label`` [B];
 - per-position: ``inputs`` [B, L], ``mask`` [B, L], ``targets`` int32 [B, L], ``loss_mask``
-  bool [B, L].
+  bool [B, L];
+- sequence (M = task.spec.max_target_length): ``inputs`` int32 [B, L], ``mask`` bool [B, L],
+  ``targets`` int32 [B, M], the target ids with ``EOS`` appended (``memjax.tasks.spec``: 0
+  padding, 1 BOS, 2 EOS), and ``target_mask`` bool [B, M] (True at the targets and their EOS).
+  A teacher-forced decoder reads ``[BOS, targets[:, :-1]]``.
 
-Token inputs are padded with id 0. ``python -m memjax.data show TASK`` prints examples and stats.
+Token inputs are padded with id 0. ``python -m memjax.data show TASK`` prints examples and
+stats; ``python -m memjax.data export TASK --out DIR`` writes a sequence task's splits as
+``IN: <inputs> OUT: <targets>`` lines (SCAN's released format), one file per split.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import grain.python as grain
@@ -30,10 +37,10 @@ import jax
 import numpy as np
 from absl import flags
 
-from memjax import tasks
+from memjax import paths, tasks
 from memjax.options import parse_pairs
 from memjax.tasks.checks import check_int
-from memjax.tasks.spec import Task, TaskSpec
+from memjax.tasks.spec import EOS, Task, TaskSpec
 
 
 def _pad(
@@ -50,11 +57,30 @@ def _pad(
                 "raise the task's max_length"
             )
         values, length = values[:limit], limit
+    return _fill(values, limit, dtype)
+
+
+def _fill(values: np.ndarray, limit: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """[n, ...] with n <= limit -> (zeros [limit, ...] holding ``values`` first, mask [limit])."""
     padded = np.zeros((limit, *values.shape[1:]), dtype=dtype)
-    padded[:length] = values
+    padded[: len(values)] = values
     mask = np.zeros(limit, dtype=bool)
-    mask[:length] = True
+    mask[: len(values)] = True
     return padded, mask
+
+
+def _sequence_targets(
+    spec: TaskSpec, targets: np.ndarray, example_id: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Target ids [m] -> (ids with EOS, padded to [M]; target_mask bool [M])."""
+    with_eos = np.append(np.asarray(targets, dtype=np.int32), np.int32(EOS))
+    if len(with_eos) > spec.max_target_length:
+        raise ValueError(
+            f"example {example_id} of task {spec.name!r} has {len(with_eos)} target tokens with "
+            f"EOS > max_target_length {spec.max_target_length}; raise the task's "
+            "max_target_length (targets are never truncated)"
+        )
+    return _fill(with_eos, spec.max_target_length, np.int32)
 
 
 def encode(
@@ -76,6 +102,9 @@ def encode(
         targets, _ = _pad(spec, example["targets"], np.int32, example_id, truncate)
         loss_mask, _ = _pad(spec, example["loss_mask"], bool, example_id, truncate)
         return {"inputs": inputs, "mask": mask, "targets": targets, "loss_mask": loss_mask}
+    if spec.target == "sequence":
+        targets, target_mask = _sequence_targets(spec, example["targets"], example_id)
+        return {"inputs": inputs, "mask": mask, "targets": targets, "target_mask": target_mask}
     label_dtype = np.float32 if spec.metric == "mse" else np.int32
     return {"inputs": inputs, "mask": mask, "label": label_dtype(example["label"])}
 
@@ -279,6 +308,58 @@ def _clip(text: str, limit: int = 1500) -> str:
     return text if len(text) <= limit else f"{text[:limit]} ... (+{len(text) - limit} chars)"
 
 
+def _summary(spec: TaskSpec) -> str:
+    """One line: the spec's kind, vocabulary, lengths, outputs, target and metric."""
+    kind = f"vocab {spec.vocab_size}" if spec.input_kind == "tokens" else f"{spec.channels} ch"
+    line = (
+        f"task {spec.name}: {spec.input_kind} ({kind}), max_length {spec.max_length}, "
+        f"{spec.num_classes} {'outputs' if spec.metric == 'mse' else 'classes'}, "
+        f"target {spec.target}, metric {spec.metric}" + (", paired" if spec.paired else "")
+    )
+    if spec.target == "sequence":
+        line += (
+            f", target vocab {spec.target_vocab_size} (0 pad, 1 BOS, 2 EOS), "
+            f"max_target_length {spec.max_target_length} (EOS included)"
+        )
+    return line
+
+
+def _print_example(spec: TaskSpec, example: dict[str, Any], out) -> None:
+    what = f"length {example_length(example)}"
+    if "label" in example:
+        what += f", label {example['label']}"
+    if spec.target == "sequence":
+        what += f", {len(example['targets'])} targets"
+    print(f"\nexample {example['id']} ({what}):", file=out)
+    if spec.paired:
+        print("  document 1: " + _clip(spec.decode(example["inputs1"])), file=out)
+        print("  document 2: " + _clip(spec.decode(example["inputs2"])), file=out)
+    else:
+        print(_clip(spec.decode(example["inputs"])), file=out)
+    if spec.target == "per_position":
+        answers = spec.decode(example["targets"][example["loss_mask"]])
+        print("  targets at loss positions: " + _clip(answers), file=out)
+    if spec.target == "sequence":
+        print("  targets: " + _clip(spec.decode_target(example["targets"])), file=out)
+
+
+def _print_lengths(title: str, lengths: np.ndarray, limit: str, too_long: int, out) -> None:
+    """Spread and histogram (whole lengths, at most 10 bins) of int ``lengths``, after
+    ``title``; ``too_long`` of them exceed ``limit``."""
+    p50, p90, p99 = np.percentile(lengths, [50, 90, 99])
+    print(
+        f"\n{title}: min {lengths.min()}, median {p50:.0f}, p90 {p90:.0f}, p99 {p99:.0f}, "
+        f"max {lengths.max()}, mean {lengths.mean():.1f}; longer than {limit}: {too_long}",
+        file=out,
+    )
+    low, high = int(lengths.min()), int(lengths.max())
+    width = -(-(high - low + 1) // 10)  # whole lengths per bin, at most 10 bins
+    counts, edges = np.histogram(lengths, bins=np.arange(low, high + width + 1, width))
+    for c, lo in zip(counts, edges[:-1], strict=True):
+        span = f"{lo:8d}" + (f" - {lo + width - 1:8d}" if width > 1 else " " * 11)
+        print(f"  {span} | {'#' * int(40 * c / counts.max())} {c}", file=out)
+
+
 def show(
     task_name: str,
     split: str = "train",
@@ -290,56 +371,82 @@ def show(
     """Prints the spec, split sizes, ``n`` decoded examples of ``split`` and its length spread.
 
     Lengths are measured on up to ``stats_limit`` examples spread evenly over the split; the
-    same pass measures how fast the source produces examples.
+    same pass measures how fast the source produces examples. Sequence tasks also print their
+    targets and the spread of the target lengths.
     """
     out = out or sys.stdout
     task = tasks.get(task_name, **(options or {}))
     spec = task.spec
-    kind = f"vocab {spec.vocab_size}" if spec.input_kind == "tokens" else f"{spec.channels} ch"
-    print(
-        f"task {spec.name}: {spec.input_kind} ({kind}), max_length {spec.max_length}, "
-        f"{spec.num_classes} {'outputs' if spec.metric == 'mse' else 'classes'}, "
-        f"target {spec.target}, metric {spec.metric}" + (", paired" if spec.paired else ""),
-        file=out,
-    )
+    print(_summary(spec), file=out)
     sizes = {s: len(task.source(s)) for s in tasks.SPLITS}
     print("split sizes: " + ", ".join(f"{s} {k}" for s, k in sizes.items()), file=out)
     source = task.source(split)
     for index in range(min(n, len(source))):
-        example = source[index]
-        what = f"length {example_length(example)}"
-        if "label" in example:
-            what += f", label {example['label']}"
-        print(f"\nexample {example['id']} ({what}):", file=out)
-        if spec.paired:
-            print("  document 1: " + _clip(spec.decode(example["inputs1"])), file=out)
-            print("  document 2: " + _clip(spec.decode(example["inputs2"])), file=out)
-        else:
-            print(_clip(spec.decode(example["inputs"])), file=out)
-        if spec.target == "per_position":
-            answers = spec.decode(example["targets"][example["loss_mask"]])
-            print("  targets at loss positions: " + _clip(answers), file=out)
+        _print_example(spec, source[index], out)
     count = min(stats_limit, len(source))
     indices = np.linspace(0, len(source) - 1, count).astype(int)
     start = time.perf_counter()
-    lengths = np.array([example_length(source[i]) for i in indices])
+    examples = [source[i] for i in indices]
     rate = count / max(time.perf_counter() - start, 1e-9)
-    p50, p90, p99 = np.percentile(lengths, [50, 90, 99])
-    print(
-        f"\nlengths over {count} of {len(source)} {split} examples: min {lengths.min()}, "
-        f"median {p50:.0f}, p90 {p90:.0f}, p99 {p99:.0f}, max {lengths.max()}, "
-        f"mean {lengths.mean():.1f}; longer than max_length {spec.max_length}: "
-        f"{int((lengths > spec.max_length).sum())}",
-        file=out,
-    )
-    counts, edges = np.histogram(lengths, bins=min(10, max(1, len(np.unique(lengths)))))
-    for c, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True):
-        print(f"  {lo:8.0f} - {hi:8.0f} | {'#' * int(40 * c / counts.max())} {c}", file=out)
+    lengths = np.array([example_length(example) for example in examples])
+    over = f"max_length {spec.max_length}"
+    title = f"lengths over {count} of {len(source)} {split} examples"
+    _print_lengths(title, lengths, over, int((lengths > spec.max_length).sum()), out)
+    if spec.target == "sequence":
+        targets = np.array([len(example["targets"]) for example in examples])
+        limit = spec.max_target_length - 1
+        over = f"max_target_length {spec.max_target_length} less EOS"
+        _print_lengths(
+            "target lengths (EOS not counted)", targets, over, int((targets > limit).sum()), out
+        )
     print(f"source speed: {rate:.0f} examples/s (one process)", file=out)
 
 
+def export(
+    task_name: str, folder: str, options: dict[str, Any] | None = None, out=None
+) -> dict[str, Path]:
+    """Writes every split of a sequence task as text, one file per split; returns the paths.
+
+    A line is ``IN: <decoded inputs> OUT: <decoded targets>`` (SCAN's released format), the
+    file of a split ``task.export_files[split]`` or else ``<split>.txt`` in ``folder`` (made
+    if missing; existing files are replaced). Other tasks have no text export yet: ValueError.
+    """
+    out = out or sys.stdout
+    task = tasks.get(task_name, **(options or {}))
+    spec = task.spec
+    if spec.target != "sequence":
+        raise ValueError(
+            f"task {task_name!r} has target={spec.target!r}, which has no text export yet; "
+            "export writes sequence-to-sequence tasks (target='sequence') as "
+            "'IN: <inputs> OUT: <targets>' lines"
+        )
+    root = Path(paths.resolve(folder))
+    root.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split in tasks.SPLITS:
+        source = task.source(split)
+        lines = []
+        for index in range(len(source)):
+            example = source[index]
+            command, answer = spec.decode(example["inputs"]), spec.decode_target(example["targets"])
+            line = f"IN: {command} OUT: {answer}"
+            if "\n" in line or line.count(" OUT: ") != 1:
+                raise ValueError(
+                    f"example {example['id']} does not fit on one IN/OUT line: {line!r}"
+                )
+            lines.append(line + "\n")
+        path = root / task.export_files.get(split, f"{split}.txt")
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text("".join(lines), encoding="utf-8")
+        partial.replace(path)
+        written[split] = path
+        print(f"wrote {len(lines)} {split} examples to {path}", file=out)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m memjax.data show TASK [--split S] [--n N] [--option key=value ...]``.
+    """``python -m memjax.data show TASK [--split S] [--n N] [--option key=value ...]`` or
+    ``python -m memjax.data export TASK --out DIR [--option key=value ...]``.
 
     Returns the exit status: 0, or 1 after printing why (missing data, a bad option).
     """
@@ -350,15 +457,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_parser.add_argument("--split", default="train", choices=tasks.SPLITS)
     show_parser.add_argument("--n", type=int, default=3, help="examples to print")
     show_parser.add_argument(
-        "--option", action="append", default=[], help="task option key=value (repeatable)"
-    )
-    show_parser.add_argument(
         "--stats-limit", type=int, default=1000, help="examples measured for the length stats"
     )
+    export_parser = commands.add_parser(
+        "export",
+        help="write a sequence task's splits as 'IN: ... OUT: ...' text files, one per split",
+    )
+    export_parser.add_argument("task", choices=tasks.names())
+    export_parser.add_argument("--out", required=True, help="folder the files are written to")
+    for sub in (show_parser, export_parser):
+        sub.add_argument(
+            "--option", action="append", default=[], help="task option key=value (repeatable)"
+        )
     args = parser.parse_args(argv)
     try:
         options = parse_pairs(args.option, "--option")
-        show(args.task, args.split, args.n, options, args.stats_limit)
+        if args.command == "show":
+            show(args.task, args.split, args.n, options, args.stats_limit)
+        else:
+            export(args.task, args.out, options)
     except (FileNotFoundError, ValueError) as e:  # missing data, bad options: say, don't trace
         print(f"error: {e}", file=sys.stderr)
         return 1

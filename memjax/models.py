@@ -1,15 +1,39 @@
 """Sequence models in Flax NNX, built around any registered memory.
 
-A :class:`Block` is the pre-norm residual unit shared by Transformers and deep RNNs/SSMs::
+A :class:`Block` is the residual unit shared by Transformers and deep RNNs/SSMs; pre-norm
+(``norm_position="pre"``, the default)::
 
-    u = x + dropout(mixer(norm_1(x)))          mixer: any memjax memory, [B, T, D] -> [B, T, D]
-    y = u + dropout(mlp(norm_2(u)))            mlp: D -> expand*D -> D (GELU) or a GLU
+    u = x + act(mixer(norm_1(x)))              mixer: any memjax memory, [B, T, D] -> [B, T, D]
+    y = u + dropout(mlp(norm_2(u)))            mlp: D -> expand*D -> D (GELU), a GLU, or none
+
+or post-norm (``"post"``): ``u = norm_1(x + act(mixer(x)))``, ``y = norm_2(u + dropout(mlp(u)))``.
+``act`` is what follows the mixer (``activation``, S5's ``activation_fn``, ``s5/layers.py``), with
+``d = dropout``, ``g = d(gelu(h))`` and ``W, W_1, W_2`` dense ``D -> D`` layers with biases::
+
+    "none" (default): d(h)          "gelu": g          "half_glu1": d(g * sigmoid(W g))
+    "half_glu2": d(h * sigmoid(W g))                   "full_glu": d(W_1 g * sigmoid(W_2 g))
+
+S5's layer is ``mlp="none"`` with one of these. ``norm`` is "layernorm", "rmsnorm" or
+"batchnorm" (S5's ``--batchnorm``): BatchNorm normalises each feature over the valid (unpadded)
+steps of the batch in training and keeps running averages (``bn_momentum``, flax's convention:
+``avg <- momentum * avg + (1 - momentum) * batch``) in ``nnx.BatchStat`` variables, which
+evaluation (``model.eval()``) uses. Its statistics are those of one device's micro-batch
+(no cross-device mean). ``dropout_time_shared=True`` draws one dropout mask per sequence and
+feature, shared by all steps (S5's ``broadcast_dims=[0]`` over time).
 
 :class:`Encoder` embeds inputs (tokens through an embedding table, continuous inputs through a
 linear layer) and stacks blocks; :class:`SequenceFeatures` pools it; :class:`SequenceClassifier`,
 :class:`DualEncoder` and :class:`PerPositionHead` put task heads on it. Parameters are float32;
 ``dtype`` sets the compute dtype of activations (float32 or bfloat16). Recurrent states stay
 float32 (see :mod:`memjax.cells.base`).
+
+Positions (``Encoder(positional=...)``): "none" (default), "sinusoidal" or "learned" are added
+once, to the embedded inputs before the first block, as LRA's Transformer does
+(``AddPositionEmbs`` in ``lra_benchmarks/models/layers/common_layers.py``): sinusoidal
+``P[p, 2i] = sin(p / 10000^(2i/D))``, ``P[p, 2i+1] = cos(...)``, or a learned table
+``P [max_length, D] ~ N(0, 0.02^2)`` (a :class:`~memjax.params.TableParam`: no weight decay).
+A CLS token (``pooling="cls"``) is put first and takes position 0, as in LRA. The attention
+memory's own ``positional`` option (inside every layer, on the normed input) stays available.
 """
 
 from __future__ import annotations
@@ -22,13 +46,20 @@ import jax.numpy as jnp
 from flax import nnx
 
 from memjax import cells
+from memjax.attention import sinusoidal
 from memjax.cells.base import Memory
+from memjax.cells.ssm import DiagonalSSM
 from memjax.params import RecurrenceParam, TableParam
-from memjax.scan import scan
+from memjax.scan import bidirectional as bidirectional_scan
+from memjax.scan import scan as memjax_scan
 
 Array = jax.Array
-NORMS = ("layernorm", "rmsnorm")
+NORMS = ("layernorm", "rmsnorm", "batchnorm")
+NORM_POSITIONS = ("pre", "post")
 MLPS = ("mlp", "glu", "none")
+ACTIVATIONS = ("none", "gelu", "half_glu1", "half_glu2", "full_glu")
+POSITIONS = ("none", "sinusoidal", "learned")
+BIDIRECTIONAL = (False, True, "independent", "shared")
 POOLINGS = ("mean", "last", "cls")
 INPUT_KINDS = ("tokens", "continuous")
 
@@ -46,9 +77,20 @@ class Mixer(nnx.Module):
     """A memjax memory as an NNX module: its parameter pytree held as ``nnx.Param`` leaves.
 
     ``mixer(x [B, T, D], mask [B, T]) -> [B, T, D]`` through :func:`memjax.scan`; ``step``
-    exposes the memory's streaming face with the same parameters. A bidirectional mixer (S5's
-    and LRU's LRA setup) adds a second memory of the same kind run backwards over each valid
-    prefix, ``y = M_fwd(x) + M_bwd(x)``, and has no streaming face.
+    exposes the memory's streaming face with the same parameters.
+
+    ``bidirectional`` (S5's and LRU's LRA setup; no streaming face) follows
+    :func:`memjax.scan.bidirectional` with ``combine="sum"``: a forward pass and a pass from
+    each sequence's last valid step back to its first, added::
+
+        True / "independent":  y = M(x; theta_fwd) + M_reverse(x; theta_bwd)
+                               (two memories of the same kind, each its own parameters and D)
+        "shared" (S5's form, diagonal SSMs only):
+                               y = out_scale * (Re(h_fwd C_fwd) + Re(h_bwd C_bwd)) + D x
+
+    where ``h_fwd`` and ``h_bwd`` run the same ``lambda`` and ``B x`` forwards and backwards
+    (S5: ``C~ [H, 2P]``, ``s5/ssm.py: apply_ssm``); ``C_bwd`` is drawn like ``C`` and ``D``
+    is counted once (the backward pass reads ``D = 0``).
     """
 
     def __init__(
@@ -61,45 +103,70 @@ class Mixer(nnx.Module):
         mode: str = "auto",
         remat: bool | int = False,
         unroll: int | str = "auto",
-        bidirectional: bool = False,
+        bidirectional: bool | str = False,
     ):
+        if bidirectional not in BIDIRECTIONAL:
+            raise ValueError(f"bidirectional must be one of {BIDIRECTIONAL}, got {bidirectional!r}")
         self.memory: Memory = cells.get(name, hidden=d_model, **dict(options or {}))
         self.params = nnx.data(self._tagged(self.memory.init(rngs.params(), d_model)))
-        self.backward_params = (
-            nnx.data(self._tagged(self.memory.init(rngs.params(), d_model)))
-            if bidirectional
-            else None
-        )
+        self.shared = bidirectional == "shared"
+        if self.shared:
+            if not isinstance(self.memory, DiagonalSSM):
+                raise ValueError(
+                    f"bidirectional='shared' (S5's form: shared Lambda and B, two C's, one D) "
+                    f"needs a diagonal SSM (s5, lru), got {name!r}; use bidirectional=True"
+                )
+            second = self.memory.init(rngs.params(), d_model)
+            readout = {k: second[k] for k in ("c_re", "c_im")}
+            self.backward_params = nnx.data(self._tagged(readout))
+        elif bidirectional:
+            self.backward_params = nnx.data(self._tagged(self.memory.init(rngs.params(), d_model)))
+        else:
+            self.backward_params = None
         self.mode, self.remat, self.unroll = mode, remat, unroll
 
     def _tagged(self, params: dict[str, Any]) -> dict[str, Any]:
         """The memory's parameter dict with each top-level entry as the kind of parameter it is
-        (:mod:`memjax.params`): recurrence parameters, lookup tables, or plain ``nnx.Param``."""
-        memory = type(self.memory)
+        (:mod:`memjax.params`): recurrence parameters, lookup tables, or plain ``nnx.Param``;
+        a diagonal SSM's entries also carry their role in S5's optimiser groups as the
+        variable metadata ``ssm_role`` (see :func:`memjax.optim.param_labels`)."""
+        memory = self.memory
+        roles = memory.param_roles() if isinstance(memory, DiagonalSSM) else {}
 
         def kind(key: str) -> type[nnx.Param]:
             if key in memory.recurrence_params:
                 return RecurrenceParam
             return TableParam if key in memory.table_params else nnx.Param
 
-        return {key: jax.tree.map(kind(key), value) for key, value in params.items()}
+        def make(key: str, leaf: Any) -> nnx.Param:
+            metadata = {"ssm_role": roles[key]} if key in roles else {}
+            return kind(key)(leaf, **metadata)
+
+        return {
+            key: jax.tree.map(lambda leaf, key=key: make(key, leaf), value)
+            for key, value in params.items()
+        }
 
     def values(self, backward: bool = False) -> Any:
-        """The memory's parameter pytree as plain arrays (the backward memory's if asked)."""
-        params = self.backward_params if backward else self.params
-        return jax.tree.map(lambda v: v[...], params, is_leaf=_is_variable)
-
-    def _scan(self, x: Array, mask: Array | None, backward: bool) -> Array:
-        options = dict(mode=self.mode, remat=self.remat, unroll=self.unroll)
-        return scan(self.memory, self.values(backward), x, mask=mask, reverse=backward, **options)[
-            0
-        ]
+        """The memory's parameter pytree as plain arrays (the backward pass's if asked: for the
+        shared form, the forward parameters with the backward ``C`` and ``D = 0``)."""
+        unwrap = lambda tree: jax.tree.map(lambda v: v[...], tree, is_leaf=_is_variable)
+        if not backward:
+            return unwrap(self.params)
+        if self.backward_params is None:
+            raise ValueError("this mixer is not bidirectional; it has no backward parameters")
+        if self.shared:
+            forward = unwrap(self.params)
+            return {**forward, **unwrap(self.backward_params), "d": jnp.zeros_like(forward["d"])}
+        return unwrap(self.backward_params)
 
     def __call__(self, x: Array, mask: Array | None = None) -> Array:
-        ys = self._scan(x, mask, backward=False)
-        if self.backward_params is not None:
-            ys = ys + self._scan(x, mask, backward=True)
-        return ys
+        options = dict(mask=mask, mode=self.mode, remat=self.remat, unroll=self.unroll)
+        if self.backward_params is None:
+            return memjax_scan(self.memory, self.values(), x, **options)[0]
+        return bidirectional_scan(
+            self.memory, self.values(), self.memory, self.values(True), x, combine="sum", **options
+        )
 
     def step(self, carry: Any, x_t: Array) -> tuple[Any, Array]:
         if self.backward_params is not None:
@@ -124,14 +191,52 @@ class FeedForward(nnx.Module):
         return self.down(h)
 
 
-def _norm(kind: str, d_model: int, dtype: Any, rngs: nnx.Rngs) -> nnx.Module:
+def _norm(
+    kind: str, d_model: int, dtype: Any, rngs: nnx.Rngs, bn_momentum: float = 0.95
+) -> nnx.Module:
     _check_choice("norm", kind, NORMS)
+    if kind == "batchnorm":
+        return nnx.BatchNorm(d_model, momentum=bn_momentum, epsilon=1e-5, dtype=dtype, rngs=rngs)
     cls = nnx.LayerNorm if kind == "layernorm" else nnx.RMSNorm
     return cls(d_model, dtype=dtype, rngs=rngs)
 
 
+def apply_norm(norm: nnx.Module, x: Array, mask: Array | None) -> Array:
+    """``norm(x)``; a BatchNorm takes its training statistics over the valid steps only."""
+    if isinstance(norm, nnx.BatchNorm):
+        return norm(x, mask=None if mask is None else mask[..., None])
+    return norm(x)
+
+
+class MixerActivation(nnx.Module):
+    """What follows the mixer in a block (S5's ``activation_fn``; see the module docstring)."""
+
+    def __init__(
+        self, kind: str, d_model: int, dropout: nnx.Dropout, *, dtype: Any, rngs: nnx.Rngs
+    ):
+        _check_choice("activation", kind, ACTIVATIONS)
+        self.kind, self.dropout = kind, dropout
+        glu = kind in ("half_glu1", "half_glu2", "full_glu")
+        dense = lambda: nnx.Linear(d_model, d_model, dtype=dtype, rngs=rngs)
+        self.out1 = dense() if kind == "full_glu" else None
+        self.out2 = dense() if glu else None
+
+    def __call__(self, h: Array) -> Array:
+        drop = self.dropout
+        if self.kind == "none":
+            return drop(h)
+        g = drop(jax.nn.gelu(h))
+        if self.kind == "gelu":
+            return g
+        if self.kind == "half_glu1":
+            return drop(g * jax.nn.sigmoid(self.out2(g)))
+        if self.kind == "half_glu2":
+            return drop(h * jax.nn.sigmoid(self.out2(g)))
+        return drop(self.out1(g) * jax.nn.sigmoid(self.out2(g)))
+
+
 class Block(nnx.Module):
-    """Pre-norm residual block: mixer then feed-forward (see module docstring)."""
+    """Residual block: mixer, then feed-forward, pre- or post-norm (see module docstring)."""
 
     def __init__(
         self,
@@ -141,17 +246,23 @@ class Block(nnx.Module):
         rngs: nnx.Rngs,
         mixer_options: Mapping[str, Any] | None = None,
         norm: str = "layernorm",
+        norm_position: str = "pre",
         mlp: str = "mlp",
         mlp_expand: int = 4,
+        activation: str = "none",
         dropout: float = 0.0,
+        dropout_time_shared: bool = False,
+        bn_momentum: float = 0.95,
         dtype: Any = jnp.float32,
         mode: str = "auto",
         remat: bool | int = False,
         unroll: int | str = "auto",
-        bidirectional: bool = False,
+        bidirectional: bool | str = False,
     ):
         _check_choice("mlp", mlp, MLPS)
-        self.norm_mixer = _norm(norm, d_model, dtype, rngs)
+        _check_choice("norm_position", norm_position, NORM_POSITIONS)
+        self.post_norm = norm_position == "post"
+        self.norm_mixer = _norm(norm, d_model, dtype, rngs, bn_momentum)
         self.mixer = Mixer(
             mixer,
             d_model,
@@ -162,24 +273,35 @@ class Block(nnx.Module):
             unroll=unroll,
             bidirectional=bidirectional,
         )
-        self.norm_mlp = _norm(norm, d_model, dtype, rngs) if mlp != "none" else None
+        self.norm_mlp = _norm(norm, d_model, dtype, rngs, bn_momentum) if mlp != "none" else None
         self.mlp = (
             FeedForward(d_model, mlp, mlp_expand, dtype=dtype, rngs=rngs) if mlp != "none" else None
         )
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = nnx.Dropout(
+            dropout, broadcast_dims=(1,) if dropout_time_shared else (), rngs=rngs
+        )
+        self.activation = MixerActivation(activation, d_model, self.dropout, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: Array, mask: Array | None = None) -> Array:
-        x = x + self.dropout(self.mixer(self.norm_mixer(x), mask))
+        if self.post_norm:
+            x = apply_norm(self.norm_mixer, x + self.activation(self.mixer(x, mask)), mask)
+            if self.mlp is not None:
+                x = apply_norm(self.norm_mlp, x + self.dropout(self.mlp(x)), mask)
+            return x
+        x = x + self.activation(self.mixer(apply_norm(self.norm_mixer, x, mask), mask))
         if self.mlp is not None:
-            x = x + self.dropout(self.mlp(self.norm_mlp(x)))
+            x = x + self.dropout(self.mlp(apply_norm(self.norm_mlp, x, mask)))
         return x
 
 
 class Encoder(nnx.Module):
-    """Inputs -> embedding -> ``depth`` blocks -> final norm: ``[B, T(, C)] -> [B, T, D]``.
+    """Inputs -> embedding (+ positions) -> ``depth`` blocks -> final norm: ``[B, T(, C)] ->
+    [B, T, D]``.
 
     Token inputs ``int [B, T]`` use an embedding table of ``vocab_size`` rows; continuous inputs
-    ``float [B, T, C]`` a linear layer from ``channels`` features.
+    ``float [B, T, C]`` a linear layer from ``channels`` features. ``positional`` adds
+    positions once after the embedding (module docstring; ``max_length`` rows for "learned").
+    ``final_norm=False`` leaves out the norm after the last block (S5's encoder has none).
     """
 
     def __init__(
@@ -193,9 +315,13 @@ class Encoder(nnx.Module):
         channels: int | None = None,
         rngs: nnx.Rngs,
         dtype: Any = jnp.float32,
+        positional: str = "none",
+        max_length: int | None = None,
+        final_norm: bool = True,
         **block_options: Any,
     ):
         _check_choice("input_kind", input_kind, INPUT_KINDS)
+        _check_choice("positional", positional, POSITIONS)
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive int, got {depth!r}")
         if input_kind == "tokens":
@@ -210,14 +336,26 @@ class Encoder(nnx.Module):
                     f"channels must be a positive int for continuous inputs, got {channels!r}"
                 )
             self.embed = nnx.Linear(channels, d_model, dtype=dtype, rngs=rngs)
-        self.input_kind, self.dtype = input_kind, dtype
+        self.input_kind, self.dtype, self.positional = input_kind, dtype, positional
+        if positional == "learned":
+            if not isinstance(max_length, int) or max_length < 1:
+                raise ValueError(
+                    f"positional='learned' needs max_length, a positive int, got {max_length!r}"
+                )
+            table = 0.02 * jax.random.normal(rngs.params(), (max_length, d_model))
+            self.positions = TableParam(table)
+        else:
+            self.positions = None
         self.blocks = nnx.List(
             [Block(mixer, d_model, rngs=rngs, dtype=dtype, **block_options) for _ in range(depth)]
         )
-        self.norm = _norm(block_options.get("norm", "layernorm"), d_model, dtype, rngs)
+        norm = block_options.get("norm", "layernorm")
+        momentum = block_options.get("bn_momentum", 0.95)
+        self.norm = _norm(norm, d_model, dtype, rngs, momentum) if final_norm else None
 
     def embed_inputs(self, inputs: Array) -> Array:
-        """``[B, T]`` tokens or ``[B, T, C]`` features -> ``[B, T, D]`` in the compute dtype."""
+        """``[B, T]`` tokens or ``[B, T, C]`` features -> ``[B, T, D]`` in the compute dtype
+        (without positions: :meth:`__call__` adds them)."""
         if self.input_kind == "tokens":
             if inputs.ndim != 2 or not jnp.issubdtype(inputs.dtype, jnp.integer):
                 raise ValueError(
@@ -230,13 +368,31 @@ class Encoder(nnx.Module):
             )
         return self.embed(inputs).astype(self.dtype)
 
+    def add_positions(self, x: Array) -> Array:
+        """``x [B, T, D] + P[:T]`` (positions ``0 .. T-1``), or ``x`` for ``positional="none"``."""
+        length = x.shape[1]
+        if self.positional == "sinusoidal":
+            table = sinusoidal(jnp.arange(length), x.shape[-1], jnp.float32)
+        elif self.positional == "learned":
+            capacity = self.positions.shape[0]
+            if length > capacity:
+                raise ValueError(
+                    f"{length} steps need {length} learned positions, but the table has "
+                    f"max_length={capacity}"
+                )
+            table = self.positions[...][:length]
+        else:
+            return x
+        return (x.astype(jnp.float32) + table[None]).astype(x.dtype)
+
     def __call__(
         self, inputs: Array, mask: Array | None = None, *, embedded: bool = False
     ) -> Array:
         x = inputs if embedded else self.embed_inputs(inputs)
+        x = self.add_positions(x)
         for block in self.blocks:
             x = block(x, mask)
-        return self.norm(x)
+        return x if self.norm is None else apply_norm(self.norm, x, mask)
 
 
 def pool(h: Array, mask: Array | None, how: str) -> Array:
@@ -345,7 +501,8 @@ class PerPositionHead(nnx.Module):
 
 
 def memories(model: nnx.Module) -> list[tuple[Memory, Any]]:
-    """Every ``(memory, params)`` pair inside ``model``, in layer order."""
+    """Every ``(memory, params)`` pair inside ``model``, in layer order (a bidirectional mixer
+    gives two: its forward and backward passes, each holding its own state)."""
     pairs = []
     for _, m in nnx.iter_modules(model):
         if isinstance(m, Mixer):

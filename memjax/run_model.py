@@ -44,7 +44,14 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
         mode=model_config.mode,
         remat=model_config.remat,
         unroll=model_config.unroll or "auto",
-        bidirectional=model_config.bidirectional,
+        bidirectional=_bidirectional(model_config),
+        norm_position=model_config.get("norm_position", "pre"),
+        final_norm=bool(model_config.get("final_norm", True)),
+        activation=model_config.get("activation", "none"),
+        bn_momentum=float(model_config.get("bn_momentum", 0.95)),
+        dropout_time_shared=bool(model_config.get("dropout_time_shared", False)),
+        positional=model_config.get("positional", "none"),
+        max_length=spec.max_length + 1,  # a CLS token takes one position more
     )
     if model_config.bidirectional and spec.target == "per_position":
         raise ValueError(
@@ -74,6 +81,18 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
         multiple = width_multiple(model_config.mixer, mixer_options)
         d_model = budget.width_for_budget(build, int(model_config.param_budget), multiple=multiple)
     return build(d_model)
+
+
+def _bidirectional(model_config: ml_collections.ConfigDict) -> bool | str:
+    """``models.Mixer``'s ``bidirectional``: False, True (independent) or "shared" (S5's)."""
+    form = model_config.get("bidirectional_form", "independent")
+    if form not in ("independent", "shared"):
+        raise ValueError(
+            f"config.model.bidirectional_form must be 'independent' or 'shared', got {form!r}"
+        )
+    if not model_config.bidirectional:
+        return False
+    return "shared" if form == "shared" else True
 
 
 def width_multiple(mixer: str, mixer_options: dict[str, Any]) -> int:

@@ -427,6 +427,9 @@ def scan(
     return ys, carry
 
 
+BIDIRECTIONAL_COMBINES = ("concat", "sum")
+
+
 def bidirectional(
     forward: Memory,
     forward_params: Params,
@@ -436,8 +439,34 @@ def bidirectional(
     *,
     mask: Array | None = None,
     mode: Mode = "auto",
+    combine: str = "concat",
+    unroll: Unroll = "auto",
+    remat: bool | int = False,
 ) -> Array:
-    """Concatenate a forward pass and a reversed pass: ``[batch, time, h_fwd + h_bwd]``."""
-    ys_forward, _ = scan(forward, forward_params, xs, mask=mask, mode=mode)
-    ys_backward, _ = scan(backward, backward_params, xs, mask=mask, mode=mode, reverse=True)
+    """A bidirectional pass: ``forward`` reads each sequence from its first step, ``backward``
+    from its last valid step back to its first (``scan(..., reverse=True)``), and their outputs
+    are combined step by step.
+
+    This is memjax's one meaning of "bidirectional": the two output streams
+    ``y_fwd = scan(forward, forward_params, xs)`` and ``y_bwd = scan(backward, backward_params,
+    xs, reverse=True)``, side by side (``combine="concat"``, ``[batch, time, h_fwd + h_bwd]``) or
+    added (``combine="sum"``, ``[batch, time, h]``, which needs ``h_fwd == h_bwd``; the sum is
+    the concatenation followed by the fixed map ``[I; I]``). :class:`memjax.models.Mixer` uses
+    the sum. S5's bidirectional SSM is the sum with tied parameters: the same ``Lambda`` and
+    ``B`` in both directions, each its own ``C``, and ``D`` counted once (the backward params'
+    ``D`` zero); see ``Mixer(bidirectional="shared")``. Padded outputs are zero.
+    ``mode``, ``unroll`` and ``remat`` apply to both passes, as in :func:`scan`.
+    """
+    if combine not in BIDIRECTIONAL_COMBINES:
+        raise ValueError(f"combine must be one of {BIDIRECTIONAL_COMBINES}, got {combine!r}")
+    options = dict(mask=mask, mode=mode, unroll=unroll, remat=remat)
+    ys_forward, _ = scan(forward, forward_params, xs, **options)
+    ys_backward, _ = scan(backward, backward_params, xs, reverse=True, **options)
+    if combine == "sum":
+        if ys_forward.shape != ys_backward.shape:
+            raise ValueError(
+                f"combine='sum' adds outputs of the same width; got {ys_forward.shape[-1]} "
+                f"(forward) and {ys_backward.shape[-1]} (backward)"
+            )
+        return ys_forward + ys_backward
     return jnp.concatenate([ys_forward, ys_backward], axis=-1)

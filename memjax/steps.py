@@ -2,6 +2,12 @@
 
 Steps are written per device over plain parameter dicts (see :mod:`memjax.parallel`); the train
 step accumulates ``optim.accumulate`` micro-batches and donates parameters and optimiser state.
+
+Besides the parameters, a model may hold running statistics (``nnx.BatchStat``: BatchNorm's mean
+and variance). They are not trained by the optimiser: the train step returns them updated, one
+micro-batch after another and then averaged over the devices, and every step takes them as an
+argument, so they are checkpointed and evaluated with like the parameters. A model without any
+has ``stats == {}``.
 """
 
 from __future__ import annotations
@@ -42,53 +48,63 @@ def make_steps(
     accumulate = int(config.optim.accumulate)
     seed_key = jax.random.key(int(config.train.seed))
 
-    def forward(params, batch, key, train: bool):
-        model = nnx.merge(graphdef, params, rest)
+    def forward(params, stats, batch, key, train: bool):
+        """``(metric sums, running statistics after this batch)``."""
+        model = nnx.merge(graphdef, params, stats, rest)
         if train:
             nnx.reseed(model, dropout=key)
             model.train()
         else:
             model.eval()
-        return loss_sums(model(batch["inputs"], batch["mask"]), batch, spec)
+        sums = loss_sums(model(batch["inputs"], batch["mask"]), batch, spec)
+        return sums, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
 
     def total(tree):
         return tree if axis is None else jax.lax.psum(tree, axis)
 
-    def train_step(params, opt_state, step, batch):
+    def mean(tree):
+        return tree if axis is None else jax.lax.pmean(tree, axis)
+
+    def train_step(params, opt_state, stats, step, batch):
         key = jax.random.fold_in(seed_key, step)
         if axis is not None:
             key = jax.random.fold_in(key, jax.lax.axis_index(axis))
         micro = jax.tree.map(lambda x: x.reshape(accumulate, -1, *x.shape[1:]), batch)
 
         def one(carry, inputs):
+            (grads_sum, sums_sum), stats_now = carry
             index, mb = inputs
 
             def objective(p):
-                sums = forward(p, mb, jax.random.fold_in(key, index), True)
-                return sums["loss"], sums
+                sums, new_stats = forward(p, stats_now, mb, jax.random.fold_in(key, index), True)
+                return sums["loss"], (sums, new_stats)
 
-            grads, sums = jax.grad(objective, has_aux=True)(params)
-            return jax.tree.map(jnp.add, carry, (grads, sums)), None
+            grads, (sums, new_stats) = jax.grad(objective, has_aux=True)(params)
+            added = jax.tree.map(jnp.add, (grads_sum, sums_sum), (grads, sums))
+            return (added, new_stats), None
 
         zeros = (
             jax.tree.map(jnp.zeros_like, params),
             {k: jnp.zeros(()) for k in ("loss", "correct", "count")},
         )
-        (grads, sums), _ = jax.lax.scan(one, zeros, (jnp.arange(accumulate), micro))
+        ((grads, sums), stats), _ = jax.lax.scan(
+            one, (zeros, stats), (jnp.arange(accumulate), micro)
+        )
         grads, sums = total((grads, sums))
         grads = jax.tree.map(lambda g: g / jnp.maximum(sums["count"], 1.0), grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, {**sums, "grad_norm": optax.global_norm(grads)}
+        metrics = {**sums, "grad_norm": optax.global_norm(grads)}
+        return params, opt_state, mean(stats), metrics
 
-    def eval_step(params, batch):
-        return total(forward(params, batch, None, False))
+    def eval_step(params, stats, batch):
+        return total(forward(params, stats, batch, None, False)[0])
 
     how = config.parallel
     return Steps(
-        # The train step donates params and opt_state: XLA writes the new ones in their place.
-        train=parallel.data_parallel(train_step, how, n_replicated=3, donate_argnums=(0, 1)),
-        evaluate=parallel.data_parallel(eval_step, how, n_replicated=1),
+        # The train step donates params, opt_state and stats: XLA writes the new ones in place.
+        train=parallel.data_parallel(train_step, how, n_replicated=4, donate_argnums=(0, 1, 2)),
+        evaluate=parallel.data_parallel(eval_step, how, n_replicated=2),
     )
 
 
@@ -112,6 +128,7 @@ def pad_batch(batch: Batch, size: int) -> Batch:
 def evaluate(
     steps: Steps,
     params: Any,
+    stats: Any,
     task: Any,
     split: str,
     config,
@@ -156,6 +173,6 @@ def evaluate(
             batch = {k: v[:0] for k, v in template.items() if k != "weight"}
         padded = pad_batch(batch, local_size)
         template = padded
-        result = steps.evaluate(params, device_batch(padded, config.parallel, mesh))
+        result = steps.evaluate(params, stats, device_batch(padded, config.parallel, mesh))
         sums = {k: sums[k] + float(result[k]) for k in sums}
     return sums

@@ -35,7 +35,7 @@ from etils import epath
 from flax import nnx
 from jax.sharding import Mesh
 
-from memjax import budget, data, models, optim, parallel, paths, tasks
+from memjax import budget, data, models, optim, parallel, paths, provenance, tasks
 from memjax import config as config_lib
 from memjax.checkpoint import CheckpointRestoreError
 from memjax.metrics_log import MetricsLog
@@ -98,6 +98,7 @@ class Setup:
     model: nnx.Module
     graphdef: Any
     params: Any
+    stats: Any
     rest: Any
     tx: optax.GradientTransformation
     schedules: dict[str, Callable[[Any], Any]]
@@ -106,14 +107,25 @@ class Setup:
     mesh: Mesh | None
 
     def abstract_state(self) -> dict[str, Any]:
-        """What a checkpoint's ``state`` restores into: ``params`` and ``opt_state`` as
-        ``jax.ShapeDtypeStruct`` leaves (shape, dtype, sharding) and ``step`` int64 []."""
+        """What a checkpoint's ``state`` restores into: ``params``, ``opt_state`` and (for a
+        model with running statistics) ``stats`` as ``jax.ShapeDtypeStruct`` leaves (shape,
+        dtype, sharding), and ``step`` int64 []."""
         shape_of = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
-        return {
-            "params": jax.tree.map(shape_of, self.params),
-            "opt_state": jax.tree.map(shape_of, self.opt_state),
-            "step": np.asarray(0, np.int64),
-        }
+        return train_state(
+            jax.tree.map(shape_of, self.params),
+            jax.tree.map(shape_of, self.opt_state),
+            jax.tree.map(shape_of, self.stats),
+            0,
+        )
+
+
+def train_state(params: Any, opt_state: Any, stats: Any, step: int) -> dict[str, Any]:
+    """A checkpoint's ``state``: ``stats`` only when the model has running statistics (a
+    checkpoint of a model without any keeps the layout it always had)."""
+    state = {"params": params, "opt_state": opt_state, "step": np.asarray(step, np.int64)}
+    if jax.tree.leaves(stats):
+        state["stats"] = stats
+    return state
 
 
 def setup(config: ml_collections.ConfigDict) -> Setup:
@@ -121,13 +133,14 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
     mesh = parallel.mesh() if config.parallel == "shard_map" else None
     task = tasks.get(config.task.name, **dict(config.task.options))
     model = build_model(config.model, task.spec, int(config.train.seed))
-    graphdef, param_state, rest_state = nnx.split(model, nnx.Param, ...)
+    graphdef, param_state, stat_state, rest_state = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
     params = nnx.to_pure_dict(param_state)
+    stats = nnx.to_pure_dict(stat_state)
     rest = nnx.to_pure_dict(rest_state)
     tx, schedules = optim.build(config.optim, int(config.train.steps), model)
     opt_state = tx.init(params)
     if mesh is not None:
-        params, opt_state = parallel.replicate((params, opt_state), mesh)
+        params, opt_state, stats = parallel.replicate((params, opt_state, stats), mesh)
     return Setup(
         config=config,
         task=task,
@@ -135,6 +148,7 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
         model=model,
         graphdef=graphdef,
         params=params,
+        stats=stats,
         rest=rest,
         tx=tx,
         schedules=schedules,
@@ -152,11 +166,18 @@ class LoadedRun:
       setup: the run's :class:`Setup`, rebuilt from its ``config.json``.
       step: the checkpoint step restored.
       params: that step's parameters, a pure dict shaped like ``setup.params``.
+      stats: that step's running statistics (BatchNorm's), shaped like ``setup.stats``.
     """
 
     setup: Setup
     step: int
     params: Any
+    stats: Any
+
+    def model(self) -> nnx.Module:
+        """The run's model with this step's parameters and statistics."""
+        built = self.setup
+        return nnx.merge(built.graphdef, self.params, self.stats, built.rest)
 
 
 def load_config(workdir: str | Path | epath.Path) -> ml_collections.ConfigDict:
@@ -184,7 +205,9 @@ def load_run(workdir: str | Path | epath.Path, step: int | None = None) -> Loade
             _check_recorded_best(workdir, at_step)
         else:
             at_step, state, _ = checkpointer.restore(built.abstract_state(), step=step)
-    return LoadedRun(setup=built, step=at_step, params=state["params"])
+    return LoadedRun(
+        setup=built, step=at_step, params=state["params"], stats=state.get("stats", built.stats)
+    )
 
 
 def _check_recorded_best(workdir: epath.Path, ranked_best: int) -> None:
@@ -251,6 +274,14 @@ def train_and_evaluate(
                 raise
 
 
+def log_provenance(config: ml_collections.ConfigDict) -> None:
+    """Logs where the run's setup comes from and each way it still differs from that source."""
+    found = provenance.from_config(config)
+    logger.info("setup: %s", found.source)
+    for difference in found.differences:
+        logger.info("differs from that source: %s", difference)
+
+
 def _train_in(
     config: ml_collections.ConfigDict,
     workdir: epath.Path,
@@ -263,7 +294,7 @@ def _train_in(
     workdir.mkdir(parents=True, exist_ok=True)
     built = setup(config)
     spec, steps, mesh = built.spec, built.steps, built.mesh
-    params, opt_state = built.params, built.opt_state
+    params, opt_state, stats = built.params, built.opt_state, built.stats
     abstract = built.abstract_state()
     # Read now: the first train step donates the arrays the model holds.
     num_params = budget.param_count(built.model)
@@ -285,10 +316,12 @@ def _train_in(
     check_identity(checkpointer, config, workdir, force)
     if jax.process_index() == 0:
         (workdir / "config.json").write_text(config.to_json(indent=1))
+    log_provenance(config)
     step, earlier_wall_s = 0, 0.0
     if checkpointer.latest_step() is not None:
         step, state, data_state = checkpointer.restore(abstract)
         params, opt_state = state["params"], state["opt_state"]
+        stats = state.get("stats", stats)
         iterator_state, earlier_wall_s = restored_progress(data_state, workdir)
         iterator.set_state(iterator_state.encode())
         logger.info("resumed from step %d in %s", step, workdir)
@@ -304,11 +337,7 @@ def _train_in(
             # save copies the arrays to host before it returns, so the next train step may
             # donate them.
             log.flush()
-            state = {
-                "params": params,
-                "opt_state": opt_state,
-                "step": np.asarray(at_step, np.int64),
-            }
+            state = train_state(params, opt_state, stats, at_step)
             iterator_states = parallel.gather_texts(iterator.get_state().decode())
             checkpointer.save(
                 at_step,
@@ -329,7 +358,9 @@ def _train_in(
         while step < steps_total:
             batch = device_batch(next(iterator), config.parallel, mesh)
             try:
-                params, opt_state, metrics = steps.train(params, opt_state, jnp.int32(step), batch)
+                params, opt_state, stats, metrics = steps.train(
+                    params, opt_state, stats, jnp.int32(step), batch
+                )
             except jax.errors.JaxRuntimeError as error:
                 if "RESOURCE_EXHAUSTED" in str(error):
                     raise MemoryError(oom_message(error, config)) from error
@@ -366,6 +397,7 @@ def _train_in(
                 sums = evaluate(
                     steps,
                     params,
+                    stats,
                     built.task,
                     "validation",
                     config,
@@ -395,16 +427,13 @@ def _train_in(
 
     # Test at the best validation checkpoint (LRA's code tested the last one).
     best_step, best_state, _ = checkpointer.restore_best(abstract)
-    best_params = best_state["params"]
+    best = (best_state["params"], best_state.get("stats", stats))
     interrupted = preemption.interrupted
     try:
         best_val = score(
-            evaluate(steps, best_params, built.task, "validation", config, mesh, 0, interrupted),
-            spec,
+            evaluate(steps, *best, built.task, "validation", config, mesh, 0, interrupted), spec
         )
-        test = score(
-            evaluate(steps, best_params, built.task, "test", config, mesh, 0, interrupted), spec
-        )
+        test = score(evaluate(steps, *best, built.task, "test", config, mesh, 0, interrupted), spec)
     except Preempted:
         checkpointer.close()
         logger.info(
@@ -453,7 +482,7 @@ def evaluate_workdir(
     """
     run = load_run(workdir, step)
     built = run.setup
-    sums = evaluate(built.steps, run.params, built.task, split, built.config, built.mesh)
+    sums = evaluate(built.steps, run.params, run.stats, built.task, split, built.config, built.mesh)
     return {
         "split": split,
         "step": run.step,

@@ -27,9 +27,10 @@ def test_published_setups():
     listops = config_lib.load(f"{CONFIGS[0].parent}/listops.py:transformer")
     assert (listops.train.batch_size, listops.train.steps, listops.optim.lr) == (32, 5000, 0.05)
     assert (listops.optim.schedule, listops.optim.warmup_steps) == ("rsqrt", 1000)
-    assert (listops.model.d_model, listops.model.depth) == (512, 6)
+    assert (listops.model.d_model, listops.model.depth) == (512, 4)
     s5 = config_lib.load(f"{CONFIGS[0].parent}/listops.py:s5")
-    assert (s5.model.depth, s5.model.d_model, s5.model.mixer_options.state_size) == (8, 128, 16)
+    # S5's ssm_size_base P=16 with conj_sym stores P/2 = 8 modes (tests/test_s5_paper.py)
+    assert (s5.model.depth, s5.model.d_model, s5.model.mixer_options.state_size) == (8, 128, 8)
     assert (s5.optim.lr, s5.optim.recurrence_lr, s5.optim.weight_decay) == (0.003, 0.001, 0.04)
     pathx = config_lib.load(f"{CONFIGS[0].parent}/pathx.py:s5")
     assert pathx.task.options.resolution == 128 and pathx.model.mixer_options.dt_min == 1e-4
@@ -92,3 +93,19 @@ def test_configs_are_found_from_any_directory_and_ship_in_the_package(tmp_path, 
     assert config_lib.load("configs/mqar.py:lstm").train.steps == 7  # a user's own file wins
     with pytest.raises(FileNotFoundError, match=r"looked for .*nope\.py and for .*installed"):
         config_lib.load("configs/nope.py:lstm")
+
+
+def test_lra_transformer_positions_are_added_at_the_embedding():
+    """LRA's AddPositionEmbs: sinusoidal unless the config sets learn_pos_emb (cifar10's
+    base_cifar10_config.py and pathfinder128's base_pathfinder128_config.py); memjax routes
+    ``embed_positional`` to ``model.positional`` and turns the attention layers' own off."""
+    expected = dict(
+        listops="sinusoidal", text="sinusoidal", retrieval="sinusoidal", image="learned",
+        pathfinder="sinusoidal", pathx="learned",
+    )  # fmt: skip
+    for task, positional in expected.items():
+        config = config_lib.load(f"{CONFIGS[0].parent}/{task}.py:transformer")
+        assert config.model.positional == positional, task
+        assert config.model.mixer_options.positional == "none", task
+        lstm = config_lib.load(f"{CONFIGS[0].parent}/{task}.py:lstm")
+        assert lstm.model.positional == "none", task

@@ -117,3 +117,28 @@ def test_main_reports_an_empty_lra_file_by_name(capsys, tmp_path):
     assert data.main(["show", "retrieval", "--option", f"lra_dir='{tmp_path}'"]) == 1
     err = capsys.readouterr().err
     assert f"error: {folder / 'new_aan_pairs.test.tsv'}: no rows" in err
+
+
+def test_show_sequence_task_prints_commands_actions_and_both_length_spreads():
+    out = io.StringIO()
+    data.show("scan", "test", n=2, options={"split": "length"}, stats_limit=4000, out=out)
+    text = out.getvalue()
+    assert "task scan: tokens (vocab 14), max_length 9, 9 classes, target sequence" in text
+    assert "target vocab 9 (0 pad, 1 BOS, 2 EOS), max_target_length 49 (EOS included)" in text
+    assert "split sizes: train 15291, validation 1699, test 3920" in text
+    assert text.count("example scan/length/test/") == 2 and "\n  targets: I_" in text
+    assert "lengths over 3920 of 3920 test examples: min " in text
+    assert "longer than max_length 9: 0" in text
+    assert "target lengths (EOS not counted): min 24, " in text and ", max 48, " in text
+    assert "longer than max_target_length 49 less EOS: 0" in text
+    assert "\n         9            | " in text  # one histogram bin per command length
+
+
+def test_main_exports_and_reports_bad_task_options(capsys, tmp_path):
+    assert data.main(["export", "scan", "--option", "split=jump", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "error: split='jump'; expected one of 'simple', 'length', 'addprim_jump'" in err
+    assert data.main(["export", "scan", "--out", str(tmp_path / "scan")]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote 15055 train examples to {tmp_path / 'scan' / 'tasks_train_simple.txt'}" in out
+    assert "wrote 4182 test examples" in out

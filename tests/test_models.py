@@ -185,8 +185,12 @@ def test_state_bytes_constant_for_recurrence_and_linear_for_attention():
 def test_bad_model_arguments():
     with pytest.raises(ValueError, match=r"pooling must be one of .* got 'max'"):
         classifier("gru", pooling="max")
-    with pytest.raises(ValueError, match=r"norm must be one of .* got 'batchnorm'"):
-        classifier("gru", norm="batchnorm")
+    with pytest.raises(ValueError, match=r"norm must be one of .* got 'groupnorm'"):
+        classifier("gru", norm="groupnorm")
+    with pytest.raises(ValueError, match=r"activation must be one of .* got 'relu'"):
+        classifier("gru", activation="relu")
+    with pytest.raises(ValueError, match=r"positional must be one of .* got 'rope'"):
+        classifier("gru", positional="rope")
     with pytest.raises(ValueError, match="unknown memory name 'lsmt'"):
         classifier("lsmt")
     with pytest.raises(ValueError, match=r"inputs must be integer tokens \[batch, time\]"):
@@ -219,3 +223,110 @@ def test_bidirectional_mixer_adds_a_reversed_memory_with_its_own_parameters():
     with pytest.raises(ValueError, match="bidirectional mixer reads the whole sequence"):
         mixer.step(mixer.memory.initial_carry(mixer.values(), (2,)), x[:, 0])
     assert len(models.memories(mixer)) == 2
+
+
+# ------------------------------------------ bidirectional: one meaning, S5's shared form
+
+
+@pytest.mark.parametrize("form", [True, "shared"])
+def test_bidirectional_mixer_is_the_sum_of_scan_bidirectional_halves(form):
+    """Mixer(bidirectional) = y_fwd + y_bwd, the two halves of memjax.bidirectional's concat."""
+    mixer = models.Mixer("lru", 8, rngs=nnx.Rngs(1), bidirectional=form)
+    xs = jax.random.normal(jax.random.key(5), (BATCH, TIME, 8))
+    mask = jnp.arange(TIME)[None] < jnp.array([[TIME], [3]])
+    both = memjax.bidirectional(
+        mixer.memory, mixer.values(), mixer.memory, mixer.values(backward=True), xs, mask=mask
+    )
+    np.testing.assert_allclose(mixer(xs, mask), both[..., :8] + both[..., 8:], atol=1e-6)
+    backward = memjax.scan(mixer.memory, mixer.values(True), xs, mask=mask, reverse=True)[0]
+    forward = memjax.scan(mixer.memory, mixer.values(), xs, mask=mask)[0]
+    np.testing.assert_allclose(mixer(xs, mask), forward + backward, atol=1e-6)
+    if form == "shared":  # one D: the backward pass reads D = 0; Lambda and B are shared
+        np.testing.assert_array_equal(mixer.values(True)["d"], 0.0)
+        np.testing.assert_array_equal(mixer.values(True)["nu_log"], mixer.values()["nu_log"])
+        np.testing.assert_array_equal(mixer.values(True)["b_re"], mixer.values()["b_re"])
+
+
+def test_shared_bidirectional_needs_a_diagonal_ssm():
+    with pytest.raises(ValueError, match="needs a diagonal SSM"):
+        models.Mixer("gru", 4, rngs=nnx.Rngs(0), bidirectional="shared")
+
+
+# -------------------------------------------------------------- S5's layer: norms, GLUs
+
+
+def test_half_glu2_and_post_norm_follow_s5_layers():
+    """s5/layers.py: x1 = drop(gelu(h)); x = h * sigmoid(W x1); post-norm: norm(skip + x)."""
+    block = models.Block(
+        "lru", 8, rngs=nnx.Rngs(0), mlp="none", activation="half_glu2", norm_position="post"
+    )
+    x = jax.random.normal(jax.random.key(0), (BATCH, TIME, 8))
+    h = block.mixer(x)
+    w = block.activation.out2
+    gated = h * jax.nn.sigmoid(jax.nn.gelu(h) @ w.kernel[...] + w.bias[...])
+    np.testing.assert_allclose(block(x), block.norm_mixer(x + gated), atol=1e-5)
+
+
+def test_batchnorm_uses_valid_steps_in_training_and_running_averages_in_eval():
+    block = models.Block("lru", 4, rngs=nnx.Rngs(0), mlp="none", norm="batchnorm", bn_momentum=0.9)
+    x = jax.random.normal(jax.random.key(0), (BATCH, TIME, 4)) * 3 + 1
+    mask = jnp.arange(TIME)[None] < jnp.array([[TIME], [2]])
+    x = jnp.where(mask[..., None], x, 100.0)  # padding must not move the statistics
+    block.train()
+    block(x, mask)
+    valid = np.asarray(x)[np.asarray(mask)]
+    bn = block.norm_mixer
+    np.testing.assert_allclose(bn.mean[...], 0.1 * valid.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(bn.var[...], 0.9 + 0.1 * valid.var(0), rtol=1e-5)
+    # the running statistics are model state outside nnx.Param: the trainer's `rest`
+    _, params, rest = nnx.split(block, nnx.Param, ...)
+    assert "mean" in nnx.to_pure_dict(rest)["norm_mixer"]
+    assert "mean" not in nnx.to_pure_dict(params)["norm_mixer"]
+    block.eval()
+    normed = (x - bn.mean[...]) / jnp.sqrt(bn.var[...] + 1e-5) * bn.scale[...] + bn.bias[...]
+    np.testing.assert_allclose(block(x, mask), x + block.mixer(normed, mask), atol=1e-4)
+
+
+def test_time_shared_dropout_masks_whole_features():
+    drop = models.Block("lru", 8, rngs=nnx.Rngs(0), dropout=0.5, dropout_time_shared=True)
+    kept = drop.dropout(jnp.ones((BATCH, TIME, 8))) != 0
+    np.testing.assert_array_equal(kept, jnp.broadcast_to(kept[:, :1], kept.shape))
+
+
+# ---------------------------------------------------- LRA's positions, at the embedding
+
+
+def test_learned_positions_are_added_once_at_the_embedding():
+    model = classifier("attention", positional="learned", max_length=TIME + 1,
+                       mixer_options=dict(positional="none", causal=False))  # fmt: skip
+    encoder = model.encoder
+    x = tokens()
+    embedded = encoder.embed.embedding[...][x] + encoder.positions[...][:TIME]
+    np.testing.assert_allclose(encoder.add_positions(encoder.embed_inputs(x)), embedded)
+    assert encoder.positions[...].std() == pytest.approx(0.02, rel=0.3)
+    from memjax import optim  # no weight decay on the table, like LRA's posemb
+
+    assert optim.param_labels(model)["encoder"]["positions"] == "no_decay"
+
+
+def test_without_positions_attention_is_permutation_equivariant_before_pooling():
+    model = classifier("attention", positional="learned", max_length=TIME,
+                       mixer_options=dict(positional="none", causal=False))  # fmt: skip
+    encoder = model.encoder
+    encoder.positions[...] = jnp.zeros_like(encoder.positions[...])
+    x, perm = tokens(), jnp.array([3, 0, 6, 1, 5, 2, 4])
+    np.testing.assert_allclose(encoder(x)[:, perm], encoder(x[:, perm]), atol=1e-5)
+    encoder.positions[...] = jax.random.normal(jax.random.key(0), encoder.positions.shape)
+    assert not np.allclose(encoder(x)[:, perm], encoder(x[:, perm]), atol=1e-3)
+
+
+def test_sinusoidal_positions_match_lra_sinusoidal_init():
+    """lra_benchmarks/models/layers/common_layers.py: sinusoidal_init."""
+    model = classifier("gru", positional="sinusoidal")
+    d = 16
+    position = np.arange(TIME)[:, None]
+    div = np.exp(np.arange(0, d, 2) * -(np.log(10000.0) / d))
+    pe = np.zeros((TIME, d))
+    pe[:, 0::2], pe[:, 1::2] = np.sin(position * div), np.cos(position * div)
+    zeros = jnp.zeros((BATCH, TIME, d))
+    np.testing.assert_allclose(model.encoder.add_positions(zeros)[0], pe, atol=1e-5)

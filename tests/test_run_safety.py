@@ -317,9 +317,9 @@ def test_an_out_of_memory_that_surfaces_late_still_gets_the_remedies(tmp_path, m
     def late(*args, **kwargs):
         steps = real(*args, **kwargs)
 
-        def step(params, opt_state, step, batch):
-            params, opt_state, metrics = steps.train(params, opt_state, step, batch)
-            return params, opt_state, {**metrics, "loss": Exhausted()}
+        def step(params, opt_state, stats, step, batch):
+            params, opt_state, stats, metrics = steps.train(params, opt_state, stats, step, batch)
+            return params, opt_state, stats, {**metrics, "loss": Exhausted()}
 
         return train.Steps(train=step, evaluate=steps.evaluate)
 

@@ -19,6 +19,8 @@ from tiny_run import tiny_config
 
 from memjax import optim, train
 from memjax.checkpoint import Checkpointer, CheckpointRestoreError
+from memjax.run_model import score
+from memjax.steps import evaluate
 
 
 def host(leaf) -> np.ndarray:
@@ -82,9 +84,7 @@ def trained_run(tmp_path_factory):
 
 def _restored_params(workdir: Path, step: int):
     """The params of checkpoint ``step``, read with Checkpointer directly."""
-    built = train.setup(train.load_config(workdir))
-    with Checkpointer(workdir / "checkpoints", best_metric=None, read_only=True) as checkpointer:
-        return checkpointer.restore(built.abstract_state(), step=step)[1]["params"]
+    return _restored_state(workdir, step)["params"]
 
 
 def _listing(directory: Path) -> list[tuple[str, int]]:
@@ -233,3 +233,34 @@ def test_only_process_zero_writes_metrics_and_tensorboard(tmp_path, monkeypatch,
     assert logdir == str(tmp_path / "tensorboard") and options == {"purge_step": 5}
     assert writer.scalars == [("loss", 0.5, 5)]
     assert read_lines(tmp_path / "metrics.jsonl") == [{"step": 5, "loss": 0.5}]
+
+
+def test_batchnorm_statistics_are_trained_checkpointed_and_evaluated_with(tmp_path):
+    """S5's BatchNorm: the train step updates the running statistics, the checkpoint keeps
+    them, and evaluation reads them back (evaluating with the initial ones gives another
+    number)."""
+    config = tiny_config("s5", extra=[("model.norm", "batchnorm"), ("train.steps", 3)])
+    summary = train.train_and_evaluate(config, tmp_path, progress=False)
+    built = train.setup(config)
+    loaded = train.load_run(tmp_path)
+    initial, trained = jax.tree.leaves(built.stats), jax.tree.leaves(loaded.stats)
+    assert initial and len(initial) == len(trained)
+    assert any(not np.allclose(a, b) for a, b in zip(initial, trained, strict=True))
+    restored = _restored_state(tmp_path, summary["best_step"])
+    assert_trees_equal(loaded.stats, restored["stats"])
+    assert train.evaluate_workdir(tmp_path, "test")["accuracy"] == summary["test_at_best"]
+    with_trained = evaluate(
+        built.steps, loaded.params, loaded.stats, built.task, "test", config, None
+    )
+    assert score(with_trained, built.spec) == summary["test_at_best"]
+    with_initial = evaluate(
+        built.steps, loaded.params, built.stats, built.task, "test", config, None
+    )
+    assert not np.isclose(with_initial["loss"], with_trained["loss"], rtol=1e-4)
+
+
+def _restored_state(workdir: Path, step: int):
+    """The state of checkpoint ``step``, read with Checkpointer directly."""
+    built = train.setup(train.load_config(workdir))
+    with Checkpointer(workdir / "checkpoints", best_metric=None, read_only=True) as checkpointer:
+        return checkpointer.restore(built.abstract_state(), step=step)[1]

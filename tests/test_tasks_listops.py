@@ -71,6 +71,26 @@ def test_labels_equal_an_independent_evaluation_of_the_decoded_expression(genera
             assert value == ex["label"], ex["id"]
 
 
+# LRA's own generator (google-research/long-range-arena lra_benchmarks/data/listops.py, run
+# with its released settings: depth 10, 10 arguments, 500 < length < 2000) drew 20,000
+# expressions of mean length 1032 tokens, measured side by side with memjax's (issue 13); its
+# standard error uses the spread of lengths memjax's draws show (about 400 tokens).
+LRA_MEAN_LENGTH, LRA_LENGTH_SE = 1032.0, 400.0 / np.sqrt(20_000)
+
+
+def test_length_law_at_lra_settings_equals_lra_generator_within_sampling_noise():
+    drawn = tasks.listops.generate(
+        num=2000, seed=3, min_length=500, max_length=2000, max_depth=10, max_args=10
+    )
+    lengths = np.diff(drawn["offsets"])
+    standard_error = np.hypot(lengths.std(ddof=1) / np.sqrt(lengths.size), LRA_LENGTH_SE)
+    assert abs(lengths.mean() - LRA_MEAN_LENGTH) < 4 * standard_error
+    assert 500 < lengths.min() and lengths.max() < 2000
+    shares = np.bincount(drawn["labels"], minlength=10) / lengths.size
+    assert shares.min() > 0.04  # every label occurs; MIN pulls values to 0 and MAX to 9
+    assert set(np.argsort(shares)[-2:]) == {0, 9}
+
+
 def test_length_and_depth_bounds(generated):
     task, sources, _ = generated
     depths = []

@@ -18,9 +18,11 @@ PUBLISHED = {
     "pathx": ("tokens", 257, 16384, 2, "class", "accuracy", False),
     "copy": ("tokens", 11, 120, 11, "per_position", "accuracy", False),
     "adding": ("continuous", 2, 200, 1, "class", "mse", False),
-    "selective_copy": ("tokens", 19, 4112, 19, "per_position", "accuracy", False),
+    "selective_copy": ("tokens", 17, 4112, 17, "per_position", "accuracy", False),
     "mqar": ("tokens", 8192, 256, 8192, "per_position", "accuracy", False),
-    "induction": ("tokens", 22, 31, 22, "per_position", "accuracy", False),
+    "induction": ("tokens", 21, 31, 21, "per_position", "accuracy", False),
+    "associative_recall": ("tokens", 11, 22, 11, "per_position", "accuracy", False),
+    "scan": ("tokens", 14, 9, 9, "sequence", "accuracy", False),
 }
 
 

@@ -174,7 +174,9 @@ EQUIVALENCE_SCRIPT = textwrap.dedent(
         loader = iter(data.make_loader(built.task, "train", global_batch_size=16, seed=0))
         for step in range(3):
             batch = train.device_batch(next(loader), how, built.mesh)
-            params, opt_state, _ = built.steps.train(params, opt_state, np.int32(step), batch)
+            params, opt_state, _, _ = built.steps.train(
+                params, opt_state, built.stats, np.int32(step), batch
+            )
         initial = jax.tree.leaves((built.params, built.opt_state))
         donated[how] = all(x.is_deleted() for x in initial)
         results[how] = [np.asarray(x, np.float64).ravel().tolist() for x in jax.tree.leaves(params)]
@@ -333,11 +335,13 @@ def test_the_train_step_donates_params_and_optimiser_state():
     batch = train.device_batch(next(iter(loader)), "none", None)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*donated buffers were not usable")
-        params, opt_state, _ = built.steps.train(built.params, built.opt_state, jnp.int32(0), batch)
+        params, opt_state, stats, _ = built.steps.train(
+            built.params, built.opt_state, built.stats, jnp.int32(0), batch
+        )
     old = jax.tree.leaves((built.params, built.opt_state))
     assert old and all(leaf.is_deleted() for leaf in old)
     assert not any(leaf.is_deleted() for leaf in jax.tree.leaves((params, opt_state)))
-    lowered = built.steps.train.lower(params, opt_state, jnp.int32(1), batch).as_text()
+    lowered = built.steps.train.lower(params, opt_state, stats, jnp.int32(1), batch).as_text()
     assert lowered.count("tf.aliasing_output") == len(old)
 
 

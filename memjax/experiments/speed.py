@@ -56,8 +56,8 @@ def measure_speed(run: Run, steps: int) -> dict[str, Any]:
     built = train.setup(run.load())
     spec, config = built.spec, built.config
     batch = synthetic_batch(spec, int(config.train.batch_size))
-    params, opt_state = built.params, built.opt_state
-    compiled = built.steps.train.lower(params, opt_state, jnp.int32(0), batch).compile()
+    params, opt_state, stats = built.params, built.opt_state, built.stats
+    compiled = built.steps.train.lower(params, opt_state, stats, jnp.int32(0), batch).compile()
     memory = compiled.memory_analysis()
     used = (
         memory.argument_size_in_bytes
@@ -65,10 +65,12 @@ def measure_speed(run: Run, steps: int) -> dict[str, Any]:
         + memory.temp_size_in_bytes
         - memory.alias_size_in_bytes
     )
-    params, opt_state, _ = jax.block_until_ready(compiled(params, opt_state, jnp.int32(0), batch))
+    params, opt_state, stats, _ = jax.block_until_ready(
+        compiled(params, opt_state, stats, jnp.int32(0), batch)
+    )
     start = time.perf_counter()
     for i in range(steps):
-        params, opt_state, _ = compiled(params, opt_state, jnp.int32(i + 1), batch)
+        params, opt_state, stats, _ = compiled(params, opt_state, stats, jnp.int32(i + 1), batch)
     jax.block_until_ready(params)
     return {
         "steps_per_s": steps / (time.perf_counter() - start),

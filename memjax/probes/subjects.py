@@ -193,7 +193,7 @@ def run(workdir: str | Path) -> tuple[Subject, Subject]:
     """The run's model at initialisation and at its best checkpoint: ``(init, trained)``."""
     loaded = train.load_run(workdir)
     built, config = loaded.setup, loaded.setup.config
-    trained = nnx.merge(built.graphdef, loaded.params, built.rest)
+    trained = loaded.model()
     options = {**tasks.options(config.task.name), **dict(config.task.options)}
     common = dict(
         mixer=config.model.mixer,

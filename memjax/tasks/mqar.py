@@ -1,19 +1,35 @@
 """Multi-query associative recall, MQAR (Arora et al. 2023, Zoology).
 
-A sequence starts with ``num_kv_pairs`` key-value pairs ``k1 v1 k2 v2 ...`` (distinct keys from
-the lower half of the vocabulary, distinct values from the upper half). Every key is then queried
-once, at a position drawn from a power law over the gaps (``power_a``, 0.01 as in Zoology, favours
-short gaps); at a query position the target is the value bound to that key. Other positions
-hold random tokens (Zoology's ``random_non_queries``) or, with ``random_non_queries=False``,
-the filler id. Zoology varies length 64..512 and pairs 4..64 with vocabulary 8192.
+Source: HazyResearch/zoology ``zoology/data/multiquery_ar.py`` (``multiquery_ar``), the
+generator behind the paper's Figure 2. Layout of one example of ``length`` tokens:
+
+* positions ``0 .. 2K-1`` (``K = num_kv_pairs``): ``k1 v1 k2 v2 ...``, K distinct keys drawn
+  without replacement from the key half of the vocabulary, K distinct values from the value half;
+* every key is then queried exactly once: with ``space = (length - 2K) // 2``, K distinct gaps
+  ``g`` are drawn from ``0 .. space-1`` with ``P(g) ~ power_a * (g + 1) ** (power_a - 1)``
+  (``power_a`` 0.01 favours short gaps), and key i is written at position ``2K + 2 g_i``;
+* the target at a query position is the value bound to its key (Zoology's labels, shifted one
+  step as in its ``labels[:, 1:]``); the loss mask is the K query positions;
+* every other position holds the filler ``.`` (Zoology's token 0) or, with
+  ``random_non_queries=True``, a token drawn uniformly from filler, keys and values (Zoology's
+  ``torch.randint(vocab_size)`` over its ids ``0 .. vocab_size-1``), so a key may then also
+  appear at a non-query position as a decoy.
 
 Ids: 0 padding, 1 filler ``.``, keys ``k2 .. k{vocab_size//2 - 1}``, values
-``v{vocab_size//2} .. v{vocab_size - 1}``.
+``v{vocab_size//2} .. v{vocab_size - 1}``. Zoology's ids are filler 0, keys
+``1 .. vocab_size//2 - 1``, values ``vocab_size//2 .. vocab_size - 1``: memjax keeps id 0 for
+padding, so it has one key fewer (4094 instead of 4095 at vocabulary 8192) and random tokens are
+drawn from ``vocab_size - 1`` ids instead of ``vocab_size``; everything else has Zoology's law.
+
+``random_non_queries`` defaults to True, Zoology's own default (``MQARConfig`` and
+``multiquery_ar`` in that file), so the option means what it means there; Figure 2 sets it to
+False (``FIGURE2`` below), and ``configs/mqar.py`` and ``memjax table synthetic`` use that.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -23,6 +39,25 @@ from memjax.tasks.spec import Task, TaskSpec
 from memjax.tasks.vocab import TokenDecoder
 
 FILLER, FIRST_KEY = 1, 2
+
+FIGURE2 = ((64, 4, 512), (128, 8, 512), (256, 16, 256), (512, 64, 128))
+"""Zoology's Figure 2, as ``(input_seq_len, num_kv_pairs, batch_size)``: HazyResearch/zoology
+``zoology/experiments/paper/figure2.py`` (commit 66f4918, "Add instructions for reproducing"),
+later moved to ``zoology/experiments/paper_configs/iclr24_zoology_figure2/configs.py``, where
+``(512, 64)`` is now commented out. Both versions: vocabulary 8192, 100,000 training and 3,000
+test examples, ``power_a`` 0.01, ``random_non_queries=False``, 64 epochs, widths 64..512,
+learning rates ``np.logspace(-4, -2, 4)``; the figure plots each model's best learning rate."""
+FIGURE2_VOCAB = 8192
+FIGURE2_NUM_TRAIN, FIGURE2_NUM_TEST = 100_000, 3_000
+FIGURE2_EPOCHS = 64
+FIGURE2_WIDTHS = (64, 128, 256, 512)
+FIGURE2_LRS = tuple(float(lr) for lr in np.logspace(-4, -2, 4))
+
+
+def figure2_steps(batch_size: int) -> int:
+    """Optimizer steps of Figure 2's 64 epochs over 100,000 examples at ``batch_size``
+    (Zoology's loader keeps the last, partial batch)."""
+    return FIGURE2_EPOCHS * math.ceil(FIGURE2_NUM_TRAIN / batch_size)
 
 
 def generate(
@@ -43,7 +78,7 @@ def generate(
     p = power_a * np.arange(1, space + 1) ** (power_a - 1)
     gaps = rng.choice(space, size=num_kv_pairs, replace=False, p=p / p.sum())
     if random_non_queries:
-        inputs = rng.integers(FIRST_KEY, vocab_size, size=length).astype(np.int32)
+        inputs = rng.integers(FILLER, vocab_size, size=length).astype(np.int32)
     else:
         inputs = np.full(length, FILLER, dtype=np.int32)
     inputs[0:context:2] = keys

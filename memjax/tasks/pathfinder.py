@@ -1,18 +1,20 @@
 """Pathfinder (Linsley et al. 2018; LRA's Pathfinder and Path-X): are two markers connected?
 
-Generator (``pathfinder_draw``, after the procedure of ``drewlinsley/pathfinder`` that LRA
-used): two long contours of ``contour_length`` short straight segments, each turning by a
-bounded angle from the last, start a few pixels apart; shorter distractor contours
-(``contour_length // 3`` segments) and single-segment distractors fill the canvas. One marker
-(a disc) sits on the first contour's start; the second on the same contour's end (label 1) or
-on the other contour's end (label 0). Contours keep a clearance from one another, so in a
-positive image the markers are joined by contour pixels and in a negative one they are not.
-Example i of a split is a pure function of (seed, split, i) with label i % 2, so every split
-is exactly balanced. Resolutions 32, 64, 128 (Path-X) and 256; difficulty by contour length
-6, 9 or 14 (LRA used 14). Drawing costs about 10-30 ms per image on one core, so examples are
-drawn lazily by default (grain's ``worker_count`` spreads them over cores) and ``cache=True``
-renders each split once into the data directory on all cores (like grain's workers, this
-starts processes: call it under ``if __name__ == "__main__":`` in scripts).
+Generator (``pathfinder_draw``, the procedure of ``drewlinsley/pathfinder``'s ``snakes2.py``
+that LRA used, with LRA's per-resolution arguments in ``pathfinder_geometry``): two target
+contours, each a chain of ``contour_length`` separate short dashes with gaps between them and
+bounded turns, start a few pixels apart; distractor contours of ``contour_length // 3``
+dashes fill the canvas. One marker (a disc) sits on a target's start; the second on the same
+contour's end (label 1) or on the other target's end (label 0). Markers are joined exactly
+when label is 1 under the original's rule of continuity (consecutive dashes of one contour),
+not by touching pixels. Example i of a split is a pure function of (seed, split, i) with
+label i % 2, so every split is exactly balanced. Resolutions 32, 64, 128 (Path-X) and 256;
+difficulty by contour length 6, 9 or 14 (LRA used 14). Like the original, most target pairs
+do not fit and are redrawn: about 25 ms per 32 px image on one core, seconds per 64-256 px
+image at 14 dashes, so examples are drawn lazily by default (grain's ``worker_count`` spreads
+them over cores) and ``cache=True`` renders each split once into the data directory on all
+cores (like grain's workers, this starts processes: call it under
+``if __name__ == "__main__":`` in scripts).
 
 Reader: LRA's released ``pathfinder{R}/{curv_baseline | curv_contour_length_9 |
 curv_contour_length_14}/`` folders: ``metadata/<n>.npy`` are text files whose lines read

@@ -1,276 +1,522 @@
-"""Drawing Pathfinder images: contours of short segments, distractors and markers on a canvas.
+"""Drawing Pathfinder images as drewlinsley/pathfinder's ``snakes2.py`` draws them for LRA.
 
-After the procedure of ``drewlinsley/pathfinder`` (``snakes2.py``) that LRA used, redone so that
-it stays fast in numpy and guarantees what the label says: contours keep ``clearance`` pixels
-from one another, so two markers are joined by inked pixels exactly when they sit on the same
-contour.
+Every stroke is a chain of separate dashes ("paddles", ``pathfinder_stamps``) of length L with
+margin m (sizes per resolution in ``pathfinder_geometry``). A contour starts with a dash from
+a free pixel t in a whole-degree direction theta; its *pivot* p = ceil(head - (L + m) u(theta))
+sits m behind t (u(a) = (sin a, cos a), rows first). Each further dash:
+
+* the next pivot is p' = ceil(p + (L + 2m) u(theta)), m past the last dash's end;
+* candidate ends are the distinct pixels floor(p' + (L + m) u(a)), a stepping by one pixel of
+  arc, inside the canvas; a candidate's turn delta from theta weighs cos^2(min(c delta, pi/2))
+  (c = continuity: turns stay under pi / (2c)) times 1 - the occupancy within m of it;
+* the drawn end h gives the dash from h back towards p' (so it spans [m, L + m] from p' and
+  consecutive dashes leave a gap of 2m); it is kept if its footprint plus the occupancy stays
+  below 1.8 everywhere, else redrawn, 3 draws in all, then the contour fails.
+
+The occupancy holds the padding band and the footprints of all dashes but the contour's own
+last one. Contour starts take a pixel uniformly among those where the dash's footprint core
+meets no occupancy above 0.3. An image: the two target contours (``contour_length`` dashes,
+the first starting in the centre, 2 * seed_distance from the border, the second seed_distance
+from it, grown in turn, redrawn together until both complete); distractor contours of
+``contour_length // 3`` dashes (5 tries each, skipped when none fits or when under 1% of the
+canvas is free); single-dash distractors when asked; then the two markers: on the start of a
+target contour chosen at random and on the end of the same contour (label 1) or of the other
+(label 0). The image is scaled to 0..255 by its maximum.
+
+Label rule (the original's continuity): dashes join only as consecutive dashes of one contour,
+so the markers are joined exactly when label is 1; pixels of consecutive dashes need not
+touch. Where the original is looser this module keeps the rule: the original leaves both
+targets' newest dashes and the first target's last dash out of the occupancy (so a distractor
+or the other target may land on them) and never tests the second start against the first.
+Seeds test the footprint core where the dash is drawn (the original tests it one pixel down
+and right of it, within a crop of the footprint).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 
-VERSION = 1  # part of the cache key: bump when the drawing changes
-MAX_TURN = np.pi / 3  # bound on the change of direction between consecutive segments
-SEGMENT_TRIES = 12  # turns tried per step
-CANDIDATE_GROUP = 4  # turns drawn and tested at once
-BACKTRACKS = 8  # dead ends a contour may back out of before it is abandoned
-CONTOUR_TRIES = 20  # starts tried for each of the two long contours
-DISTRACTOR_TRIES = 4  # starts tried for each distractor (best effort, as in the original)
-IMAGE_TRIES = 200  # fresh canvases tried before giving up (never reached at these sizes)
+from memjax.tasks import pathfinder_stamps as stamps
+from memjax.tasks.checks import check_choice
+from memjax.tasks.pathfinder_geometry import (
+    CONTOUR_TRIES,
+    GEOMETRY,
+    PADDLE_TRIES,
+    STOP_AVAILABILITY,
+    Geometry,
+    distractor_contours,
+    distractor_length,
+    geometry,
+    single_paddles,
+)
+
+__all__ = ["GEOMETRY", "VERSION", "Contour", "Dash", "Drawing", "draw", "render"]
+
+VERSION = 2  # part of the cache key: bump when the drawing changes
+COLLISION = 1.8  # a dash is refused where footprint + occupancy reaches this
+FREE = 0.3  # a start pixel's footprint core must meet occupancy <= this
+START_BATCH = 64  # random pixels tested at once when looking for a free start
+START_BATCHES = 4  # batches tried before every pixel is tested
+IMAGE_TRIES = 100_000  # target pairs tried before giving up (64 px, 14 dashes: ~1 in 2000 fits)
 
 
 @dataclasses.dataclass(frozen=True)
-class Geometry:
-    """Drawing sizes of one resolution, in pixels.
+class Dash:
+    """One dash of a contour, in pixel coordinates (row, col).
 
     Attributes:
-      segment: length of one straight segment.
-      half_width: half the stroke width (antialiased beyond it over one pixel).
-      marker: marker disc radius.
-      clearance: pixels kept free between different contours.
-      seed_distance: distance between the two long contours' starts.
-      distractor_budget: segments spent on distractor contours (LRA's 20 / 22 / 35 / 30).
-      paddles: single-segment distractors.
+      first: where the dash begins along its contour.
+      last: where it ends (the contour's end for its last dash).
+      direction: direction of travel (radians; row = sin, col = cos).
+      pivot: the integer pivot it was drawn from (see module doc).
     """
 
-    segment: float
-    half_width: float
-    marker: float
-    clearance: int
-    seed_distance: float
-    distractor_budget: int
-    paddles: int
+    first: tuple[float, float]
+    last: tuple[float, float]
+    direction: float
+    pivot: tuple[int, int]
 
 
-GEOMETRY = {
-    32: Geometry(2.0, 0.5, 1.5, 1, 7.0, 20, 8),
-    64: Geometry(4.0, 0.75, 2.5, 1, 12.0, 22, 12),
-    128: Geometry(7.5, 1.0, 3.0, 2, 20.0, 35, 20),
-    256: Geometry(14.0, 1.5, 5.0, 3, 40.0, 30, 30),
-}
+@dataclasses.dataclass
+class Contour:
+    """A chain of dashes: ``kind`` "target", "distractor" or "paddle" (single dash)."""
+
+    kind: str
+    start: tuple[int, int]
+    dashes: list[Dash] = dataclasses.field(default_factory=list)
+    pending: tuple | None = None  # (image slices, footprint) of the last dash, not yet occupied
+
+    @property
+    def end(self) -> tuple[int, int]:
+        """The last dash's far end, an integer pixel for extended contours."""
+        last = self.dashes[-1].last
+        return round(last[0]), round(last[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Drawing:
+    """An image and how it was drawn.
+
+    Attributes:
+      image: uint8 [R, R].
+      markers: int32 [2, 2] marker centres (row, col): a target's start, then a target's end.
+      label: 1 when both markers sit on one contour.
+      margin: the dash margin m of this image.
+      contours: the two targets (the origin marker's first), then the distractors.
+    """
+
+    image: np.ndarray
+    markers: np.ndarray
+    label: int
+    margin: int
+    contours: list[Contour]
+
+
+def flip(angle: float) -> float:
+    """``angle`` turned by pi, kept in [-pi, pi]."""
+    return angle + math.pi if angle < 0 else angle - math.pi
+
+
+def step(point: tuple[int, int], angle: float, distance: float) -> tuple[int, int]:
+    """The pixel ceil(point + distance u(angle))."""
+    return (
+        math.ceil(point[0] + distance * math.sin(angle)),
+        math.ceil(point[1] + distance * math.cos(angle)),
+    )
+
+
+@functools.cache
+def disc(radius: int) -> np.ndarray:
+    """Offsets int [k, 2] within ``radius`` of the origin."""
+    r = np.arange(-radius, radius + 1)
+    rows, cols = np.meshgrid(r, r, indexing="ij")
+    keep = rows**2 + cols**2 <= radius**2
+    return np.stack([rows[keep], cols[keep]], axis=-1)
+
+
+@functools.cache
+def candidates(radius: int, margin: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate ends around a pivot: (offsets int [k, 2] in (row, col) order, their
+    directions [k], offsets within ``margin`` of each int [k, d, 2]).
+
+    The original samples floor(p + radius u(a)) for a one pixel of arc apart; for an integer
+    pivot p this is p + floor(radius u(a)), so the distinct offsets and their directions are
+    the same around every pivot.
+    """
+    angles = np.arange(0.0, 360.0, 360.0 / (2 * radius * math.pi)) * np.pi / 180
+    offsets = np.floor(np.stack([radius * np.sin(angles), radius * np.cos(angles)], axis=-1))
+    offsets = np.unique(offsets.astype(np.int64), axis=0)
+    directions = np.arctan2(offsets[:, 0], offsets[:, 1])
+    return offsets, directions, offsets[:, None, :] + disc(margin)[None]
 
 
 class Canvas:
-    """Grayscale intensities plus which contour owns each inked pixel.
+    """The intensities drawn so far and the occupancy (padding band and dash footprints)."""
 
-    Points are (row, col) float pairs; pixel (r, c) has its centre at (r, c).
-    """
+    def __init__(self, g: Geometry, margin: int):
+        n, p = g.size, g.padding
+        self.g, self.margin, self.n = g, margin, n
+        self.image = np.zeros((n, n), dtype=np.float32)
+        self.taken = np.zeros((n, n), dtype=np.float32)
+        self.taken[:p], self.taken[n - p :], self.taken[:, :p], self.taken[:, n - p :] = 1, 1, 1, 1
 
-    def __init__(self, size: int, geometry: Geometry):
-        self.size, self.g = size, geometry
-        self.intensity = np.zeros((size, size), dtype=np.float32)
-        self.owner = np.zeros((size, size), dtype=np.int32)  # 0 free, k: contour k
-        self.segment = np.full((size, size), -1, dtype=np.int32)  # index within its contour
-        self.blocked = np.zeros((size, size), dtype=bool)  # within clearance of earlier contours
-
-    def block(self, records: list[tuple]) -> None:
-        """Blocks the pixels within ``clearance`` of the ink drawn by ``records`` (a finished
-        contour), so later contours keep clear of it."""
-        c, n = self.g.clearance, self.size
-        top = max(min(r[0][0].start for r in records) - c, 0)
-        left = max(min(r[0][1].start for r in records) - c, 0)
-        bottom = min(max(r[0][0].stop for r in records) + c, n)
-        right = min(max(r[0][1].stop for r in records) + c, n)
-        ink = np.pad(self.owner[top:bottom, left:right] != 0, c)
-        h, w = bottom - top, right - left
-        region = self.blocked[top:bottom, left:right]
-        for dr in range(2 * c + 1):
-            for dc in range(2 * c + 1):
-                region |= ink[dr : dr + h, dc : dc + w]
-
-    def _patch(self, r0: float, c0: float, r1: float, c1: float):
-        top, left = max(math.floor(r0), 0), max(math.floor(c0), 0)
-        bottom, right = min(math.ceil(r1) + 1, self.size), min(math.ceil(c1) + 1, self.size)
-        rows = np.arange(top, bottom, dtype=np.float64)[:, None]
-        cols = np.arange(left, right, dtype=np.float64)[None, :]
-        return (slice(top, bottom), slice(left, right)), rows, cols
-
-    def strokes(self, a: tuple[float, float], ends: np.ndarray):
-        """Antialiased intensities of the segments from ``a`` to each of ``ends`` [K, 2].
-
-        Returns (slices of the common patch around ``a``, float64 [K, rows, cols]).
-        """
-        reach = self.g.half_width + 0.5
-        radius = self.g.segment + reach
-        where, rows, cols = self._patch(a[0] - radius, a[1] - radius, a[0] + radius, a[1] + radius)
-        dr = (ends[:, 0] - a[0])[:, None, None]
-        dc = (ends[:, 1] - a[1])[:, None, None]
-        pr, pc = rows - a[0], cols - a[1]
-        t = np.minimum(np.maximum((pr * dr + pc * dc) / (dr * dr + dc * dc), 0.0), 1.0)
-        er, ec = pr - t * dr, pc - t * dc
-        return where, np.minimum(np.maximum(reach - np.sqrt(er * er + ec * ec), 0.0), 1.0)
-
-    def disc(self, centre: tuple[float, float], radius: float):
-        """Antialiased intensity of a disc: (slices, float64 patch)."""
-        reach = radius + 0.5
-        r, c = centre
-        where, rows, cols = self._patch(r - reach, c - reach, r + reach, c + reach)
-        dist = np.sqrt((rows - r) ** 2 + (cols - c) ** 2)
-        return where, np.minimum(np.maximum(reach - dist, 0.0), 1.0)
-
-    def first_fit(self, where, inks: np.ndarray, owner: int, segment: int) -> int | None:
-        """Index of the first of ``inks`` [K, ...] that avoids blocked pixels and its own
-        contour's older segments, or None."""
-        inked = inks > 0
-        own_old = (self.owner[where] == owner) & (self.segment[where] < segment - 1)
-        clash = inked & (self.blocked[where] | own_old)
-        ok = np.flatnonzero(~clash.any(axis=(1, 2)))
-        return int(ok[0]) if len(ok) else None
-
-    def draw(self, where, ink: np.ndarray, owner: int, segment: int) -> tuple:
-        """Draws ``ink`` on the patch ``where``; returns the record that ``undo`` takes."""
-        record = (
-            where,
-            self.intensity[where].copy(),
-            self.owner[where].copy(),
-            self.segment[where].copy(),
+    def dash(self, orientation: float) -> stamps.Stamp:
+        g = self.g
+        return stamps.dash(
+            g.paddle_length, g.paddle_thickness, self.margin, g.antialias, orientation
         )
-        inked = ink > 0
-        self.intensity[where] = np.maximum(self.intensity[where], ink)
-        self.owner[where][inked] = owner
-        self.segment[where][inked] = segment
-        return record
 
-    def undo(self, record: tuple) -> None:
-        """Restores the patch a ``draw`` changed."""
-        where, intensity, owner, segment = record
-        self.intensity[where], self.owner[where], self.segment[where] = intensity, owner, segment
+    def inside(self, point: tuple[int, int]) -> bool:
+        return 0 <= point[0] < self.n and 0 <= point[1] < self.n
 
-    def undo_all(self, records: list[tuple]) -> None:
-        """Undoes ``draw`` records given in drawing order."""
-        for record in reversed(records):
-            self.undo(record)
+    def window(self, anchor: tuple[int, int], half: int) -> tuple[tuple, tuple]:
+        """(image slices, patch slices) of the (2 half + 1)^2 patch centred on ``anchor``."""
+        out, inner = [], []
+        for a in anchor:
+            low, high = a - half, a + half + 1
+            out.append(slice(max(low, 0), min(high, self.n)))
+            inner.append(slice(max(low, 0) - low, min(high, self.n) - low))
+        return tuple(out), tuple(inner)
 
-    def mark(self, centre: tuple[float, float], owner: int) -> tuple | None:
-        """Draws a marker disc on contour ``owner`` unless it would touch a blocked pixel.
+    def ink(self, anchor: tuple[int, int], stamp: stamps.Stamp, contrast: float) -> tuple:
+        """Draws ``stamp`` at ``anchor``; returns its (image slices, clipped footprint)."""
+        where, inner = self.window(anchor, stamp.half)
+        self.image[where] = np.maximum(self.image[where], contrast * stamp.ink[inner])
+        return where, stamp.footprint[inner]
 
-        Returns the undo record, or None (nothing drawn).
+    def occupy(self, contour: Contour) -> None:
+        """Adds ``contour``'s pending dash to the occupancy."""
+        if contour.pending is not None:
+            where, footprint = contour.pending
+            self.taken[where] = np.maximum(self.taken[where], footprint)
+            contour.pending = None
+
+    def exposed(self, orientation: float) -> bool:
+        """Whether the original finds no start at all for a dash in ``orientation``."""
+        g = self.g
+        return stamps.exposed(
+            g.paddle_length, g.paddle_thickness, self.margin, g.antialias, orientation, self.n
+        )
+
+    def start_degrees(self) -> np.ndarray:
+        """The whole-degree directions in [-180, 180) that are not ``exposed``."""
+        g = self.g
+        return stamps.start_degrees(
+            g.paddle_length, g.paddle_thickness, self.margin, g.antialias, self.n
+        )
+
+    def free_start(
+        self, lined: np.ndarray, stamp: stamps.Stamp, rng: np.random.Generator
+    ) -> tuple[int, int] | None:
+        """A pixel drawn uniformly among the free starts of ``stamp``, or None.
+
+        A start p is free when ``lined`` <= FREE at p + each ``probe`` offset on the canvas
+        (the original's test) and at p + each ``core`` offset, all on the canvas (so the dash
+        drawn at p meets nothing either). Random pixels are tested in batches first (the first
+        free one is uniform among the free ones); after START_BATCHES misses all are tested.
         """
-        where, ink = self.disc(centre, self.g.marker)
-        if np.any((ink > 0) & self.blocked[where]):
+        n = self.n
+        for _ in range(START_BATCHES):
+            starts = rng.integers(0, n, size=(START_BATCH, 1, 2))
+            free = self._probe_free(lined, starts + stamp.probe[None]) & self._core_free(
+                lined, starts + stamp.core[None]
+            )
+            hits = np.flatnonzero(free)
+            if len(hits):
+                return int(starts[hits[0], 0, 0]), int(starts[hits[0], 0, 1])
+        choices = self.free_starts(lined, stamp)
+        if not len(choices):
             return None
-        return self.draw(where, ink, owner, -1)
+        r, c = choices[rng.integers(len(choices))]
+        return int(r), int(c)
 
-    def inside(self, points: np.ndarray) -> np.ndarray:
-        """Which of ``points`` [..., 2] keep a stroke off the image border: bool [...]."""
-        low, high = self.g.half_width + 1.0, self.size - 2.0 - self.g.half_width
-        return np.all((points >= low) & (points <= high), axis=-1)
+    def free_starts(self, lined: np.ndarray, stamp: stamps.Stamp) -> np.ndarray:
+        """All free starts of ``stamp`` (see ``free_start``), int [k, 2] in (row, col) order."""
+        n = self.n
+        free = np.ones((n, n), dtype=bool)
+        padded = np.pad(lined > FREE, 1, constant_values=False)
+        for offsets, off_canvas in ((stamp.probe, False), (stamp.core, True)):
+            padded[0], padded[-1], padded[:, 0], padded[:, -1] = (off_canvas,) * 4
+            for dr, dc in offsets:
+                rows = np.clip(np.arange(n) + dr, -1, n) + 1
+                cols = np.clip(np.arange(n) + dc, -1, n) + 1
+                free &= ~padded[rows[:, None], cols[None, :]]
+        return np.argwhere(free)
 
+    def _probe_free(self, lined: np.ndarray, points: np.ndarray) -> np.ndarray:
+        inside = np.all((points >= 0) & (points < self.n), axis=-1)
+        clipped = np.clip(points, 0, self.n - 1)
+        return np.all(~inside | (lined[clipped[..., 0], clipped[..., 1]] <= FREE), axis=1)
 
-def grow_contour(
-    canvas: Canvas, rng: np.random.Generator, owner: int, start: tuple[float, float], length: int
-) -> tuple[tuple[float, float], list[tuple]] | None:
-    """Draws a contour of ``length`` segments from ``start``.
-
-    Each step tries ``SEGMENT_TRIES`` turns, peaked at 0 (a Beta(2, 2) bump over
-    [-MAX_TURN, MAX_TURN], like the original's cos^2 continuity weighting; the first segment
-    takes any direction). At a dead end the last segment is undone and redrawn, up to
-    ``BACKTRACKS`` times.
-
-    Returns (end point, undo records in drawing order), or None with nothing left drawn.
-    """
-    point, angle = start, 0.0
-    drawn: list[tuple] = []  # per segment: (undo record, point and angle before it)
-    backtracks = 0
-    while len(drawn) < length:
-        index = len(drawn)
-        if index == 0:
-            turns = rng.uniform(-np.pi, np.pi, size=SEGMENT_TRIES)
-        else:
-            turns = MAX_TURN * (2 * rng.beta(2.0, 2.0, size=SEGMENT_TRIES) - 1)
-        angles = angle + turns
-        ends = np.stack([np.sin(angles), np.cos(angles)], axis=-1) * canvas.g.segment + point
-        inside = canvas.inside(ends)
-        ends, angles = ends[inside], angles[inside]
-        fit = None
-        for group in range(0, len(ends), CANDIDATE_GROUP):  # most steps fit a first candidate
-            where, inks = canvas.strokes(point, ends[group : group + CANDIDATE_GROUP])
-            k = canvas.first_fit(where, inks, owner, index)
-            if k is not None:
-                fit = group + k, where, inks[k]
-                break
-        if fit is None:
-            if not drawn or backtracks == BACKTRACKS:
-                canvas.undo_all([record for record, _, _ in drawn])
-                return None
-            backtracks += 1
-            record, point, angle = drawn.pop()
-            canvas.undo(record)
-            continue
-        choice, where, ink = fit
-        drawn.append((canvas.draw(where, ink, owner, index), point, angle))
-        point, angle = tuple(ends[choice]), float(angles[choice])
-    return point, [record for record, _, _ in drawn]
+    def _core_free(self, lined: np.ndarray, points: np.ndarray) -> np.ndarray:
+        inside = np.all((points >= 0) & (points < self.n), axis=-1)
+        clipped = np.clip(points, 0, self.n - 1)
+        return np.all(inside & (lined[clipped[..., 0], clipped[..., 1]] <= FREE), axis=1)
 
 
-def place_contour(
+def seed(
     canvas: Canvas,
     rng: np.random.Generator,
-    owner: int,
-    length: int,
-    tries: int,
-    near: tuple[float, float] | None = None,
-    marked: tuple[bool, bool] = (False, False),
-) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """Draws a contour at a random start (``seed_distance`` from ``near`` when given), with
-    marker discs on its start and/or end as ``marked`` says.
+    kind: str,
+    contrast: float,
+    lined: np.ndarray,
+    stop: bool,
+) -> Contour | None:
+    """Starts a contour: a dash at a free pixel in a random whole-degree direction.
 
-    Returns (start, end), or None (nothing drawn) after ``tries`` failed attempts.
+    ``lined``: the occupancy a start must keep clear of. ``stop``: give up when under 1% of
+    the canvas is unoccupied. Up to PADDLE_TRIES directions are tried when the dash's head or
+    pivot falls off the canvas. Returns the contour (its dash pending), or None.
     """
-    for _ in range(tries):
-        if near is None:
-            start = tuple(rng.uniform(0, canvas.size - 1, size=2))
-        else:
-            angle = rng.uniform(-np.pi, np.pi)
-            distance = canvas.g.seed_distance
-            start = (near[0] + distance * math.sin(angle), near[1] + distance * math.cos(angle))
-        pixel = int(round(start[0])), int(round(start[1]))
-        if not canvas.inside(np.asarray(start)) or canvas.blocked[pixel]:
+    g, m = canvas.g, canvas.margin
+    for _ in range(PADDLE_TRIES):
+        theta = int(rng.integers(-180, 180)) * math.pi / 180
+        if stop and np.mean(canvas.taken <= FREE) < STOP_AVAILABILITY:
+            return None
+        stamp = canvas.dash(theta)
+        tail = None if canvas.exposed(theta) else canvas.free_start(lined, stamp, rng)
+        if tail is None:
+            return None
+        head = step(tail, theta, g.paddle_length)
+        pivot = step(head, flip(theta), g.paddle_length + m)
+        if not (canvas.inside(head) and canvas.inside(pivot)):
             continue
-        grown = grow_contour(canvas, rng, owner, start, length)
-        if grown is None:
-            continue
-        end, records = grown
-        for tip in [tip for tip, wanted in zip((start, end), marked, strict=True) if wanted]:
-            record = canvas.mark(tip, owner)
-            if record is None:
-                break
-            records.append(record)
-        else:
-            canvas.block(records)
-            return start, end
-        canvas.undo_all(records)
+        return start_contour(canvas, kind, tail, theta, pivot, stamp, contrast)
     return None
 
 
+def start_contour(
+    canvas: Canvas,
+    kind: str,
+    tail: tuple[int, int],
+    theta: float,
+    pivot: tuple[int, int],
+    stamp: stamps.Stamp,
+    contrast: float,
+) -> Contour:
+    """Draws a contour's first dash from ``tail`` in direction ``theta``."""
+    length = canvas.g.paddle_length
+    last = (tail[0] + length * math.sin(theta), tail[1] + length * math.cos(theta))
+    contour = Contour(kind, tail, [Dash((float(tail[0]), float(tail[1])), last, theta, pivot)])
+    contour.pending = canvas.ink(tail, stamp, contrast)
+    return contour
+
+
+def extend(
+    canvas: Canvas, rng: np.random.Generator, contour: Contour, taken: np.ndarray, contrast: float
+) -> bool:
+    """Adds one dash to ``contour`` (module doc), tested against ``taken``; False if none fits."""
+    g, m, n = canvas.g, canvas.margin, canvas.n
+    previous = contour.dashes[-1]
+    theta = previous.direction
+    pivot = step(previous.pivot, theta, g.paddle_length + 2 * m)
+    offsets, directions, near = candidates(g.paddle_length + m, m)
+    ends = offsets + pivot
+    keep = np.all((ends >= 0) & (ends < n), axis=1)
+    if not keep.all():
+        ends, directions, near = ends[keep], directions[keep], near[keep]
+    if not len(ends):
+        return False
+    turn = np.abs(directions - theta)
+    turn = np.minimum(turn, 2 * np.pi - turn)
+    weight = np.cos(np.minimum(turn * g.continuity, np.pi / 2)) ** 2
+    # neighbours off the canvas clip onto the padding band, which is occupied like them
+    near = np.clip(near + pivot, 0, n - 1)
+    weight = weight * (1.0 - taken[near[..., 0], near[..., 1]].max(axis=1))
+    total = weight.sum()
+    if total < 1e-4:
+        return False
+    cmf = np.cumsum(weight / total)
+    last_possible = int(np.flatnonzero(weight > 0)[-1])
+    for _ in range(PADDLE_TRIES):
+        k = min(int(np.searchsorted(cmf, rng.random(), side="right")), last_possible)
+        head = (int(ends[k, 0]), int(ends[k, 1]))
+        direction = float(directions[k])
+        stamp = canvas.dash(flip(direction))
+        where, inner = canvas.window(head, stamp.half)
+        if np.max(taken[where] + stamp.footprint[inner]) >= COLLISION:
+            continue
+        canvas.occupy(contour)
+        contour.pending = canvas.ink(head, stamp, contrast)
+        first = (
+            head[0] - g.paddle_length * math.sin(direction),
+            head[1] - g.paddle_length * math.cos(direction),
+        )
+        contour.dashes.append(Dash(first, (float(head[0]), float(head[1])), direction, pivot))
+        return True
+    return False
+
+
+def with_pending(taken: np.ndarray, contour: Contour) -> np.ndarray:
+    """``taken`` plus ``contour``'s pending dash (a copy)."""
+    out = taken.copy()
+    if contour.pending is not None:
+        where, footprint = contour.pending
+        out[where] = np.maximum(out[where], footprint)
+    return out
+
+
+@functools.cache
+def first_starts(size: int, margin: int, degree: int) -> np.ndarray:
+    """The free starts int [k, 2] of the first target dash heading ``degree``: on the empty
+    canvas, clear of the padding and of a band 2 * seed_distance wide along the border."""
+    canvas = Canvas(GEOMETRY[size], margin)
+    band = 2 * canvas.g.seed_distance
+    lined = canvas.taken.copy()
+    lined[:band], lined[-band:], lined[:, :band], lined[:, -band:] = 1, 1, 1, 1
+    return canvas.free_starts(lined, canvas.dash(degree * math.pi / 180))
+
+
+def seed_targets(canvas: Canvas, rng: np.random.Generator) -> list[Contour] | None:
+    """The two target contours' first dashes, seed_distance apart, the first in the centre.
+
+    The first takes a direction among those that are not ``exposed``: the original redraws
+    the whole pair until it gets one, which draws the same distribution far slower.
+    """
+    g, m = canvas.g, canvas.margin
+    degrees = canvas.start_degrees()
+    for _ in range(PADDLE_TRIES):
+        degree = int(degrees[rng.integers(len(degrees))])
+        theta = degree * math.pi / 180
+        stamp = canvas.dash(theta)
+        starts = first_starts(g.size, m, degree)
+        if not len(starts):
+            return None
+        row, col = starts[rng.integers(len(starts))]
+        tail = (int(row), int(col))
+        head = step(tail, theta, g.paddle_length)
+        pivot = step(head, flip(theta), g.paddle_length + m)
+        if canvas.inside(head) and canvas.inside(pivot):
+            break
+    else:
+        return None
+    first = start_contour(canvas, "target", tail, theta, pivot, stamp, g.target_contrast)
+    taken = with_pending(canvas.taken, first)
+    for _ in range(PADDLE_TRIES):
+        theta = int(rng.integers(-180, 180)) * math.pi / 180
+        around = int(rng.integers(0, 360)) * math.pi / 180
+        tail = (
+            round(first.start[0] + g.seed_distance * math.sin(around)),
+            round(first.start[1] + g.seed_distance * math.cos(around)),
+        )
+        head = step(tail, theta, g.paddle_length)
+        pivot = step(head, flip(theta), g.paddle_length + m)
+        if not (canvas.inside(tail) and canvas.inside(head) and canvas.inside(pivot)):
+            continue
+        stamp = canvas.dash(theta)
+        where, inner = canvas.window(tail, stamp.half)
+        if np.max(taken[where] + stamp.footprint[inner]) >= COLLISION:
+            continue
+        second = start_contour(canvas, "target", tail, theta, pivot, stamp, g.target_contrast)
+        return [first, second]
+    return None
+
+
+def grow_targets(
+    canvas: Canvas, rng: np.random.Generator, contour_length: int
+) -> list[Contour] | None:
+    """The two target contours of ``contour_length`` dashes, grown a dash each in turn."""
+    targets = seed_targets(canvas, rng)
+    if targets is None:
+        return None
+    for _ in range(contour_length - 1):
+        for k in (0, 1):
+            taken = with_pending(canvas.taken, targets[1 - k])
+            if not extend(canvas, rng, targets[k], taken, canvas.g.target_contrast):
+                return None
+    for target in targets:
+        canvas.occupy(target)
+    return targets
+
+
+def add_distractors(canvas: Canvas, rng: np.random.Generator, count: int, length: int) -> list:
+    """Up to ``count`` distractor contours of ``length`` dashes (CONTOUR_TRIES tries each)."""
+    lined = canvas.taken.copy()
+    contours = []
+    for _ in range(count):
+        for _ in range(CONTOUR_TRIES):
+            image, taken = canvas.image.copy(), canvas.taken.copy()
+            lined[:] = canvas.taken
+            lined[0], lined[-1], lined[:, 0], lined[:, -1] = 1, 1, 1, 1
+            kind = "distractor" if length > 1 else "paddle"
+            contour = seed(canvas, rng, kind, canvas.g.distractor_contrast, lined, stop=True)
+            contrast = canvas.g.distractor_contrast
+            if contour is not None and all(
+                extend(canvas, rng, contour, canvas.taken, contrast) for _ in range(length - 1)
+            ):
+                canvas.occupy(contour)
+                contours.append(contour)
+                break
+            canvas.image, canvas.taken = image, taken
+    return contours
+
+
+def add_paddles(canvas: Canvas, rng: np.random.Generator, count: int) -> list[Contour]:
+    """Up to ``count`` single-dash distractors (PADDLE_TRIES tries each)."""
+    lined = np.empty_like(canvas.taken)
+    paddles = []
+    for _ in range(count):
+        for _ in range(PADDLE_TRIES):
+            lined[:] = canvas.taken
+            lined[0], lined[-1], lined[:, 0], lined[:, -1] = 1, 1, 1, 1
+            contour = seed(canvas, rng, "paddle", canvas.g.distractor_contrast, lined, stop=True)
+            if contour is not None:
+                canvas.occupy(contour)
+                paddles.append(contour)
+                break
+    return paddles
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """``image`` scaled from its minimum and maximum to 0..255 and rounded (as bytescale)."""
+    low, high = float(image.min()), float(image.max())
+    scaled = (image - low) * (255.0 / ((high - low) or 1.0))
+    return np.floor(np.clip(scaled, 0, 255) + 0.5).astype(np.uint8)
+
+
+def draw(
+    rng: np.random.Generator,
+    label: int,
+    size: int,
+    contour_length: int,
+    single_dashes: bool = False,
+) -> Drawing:
+    """One Pathfinder image at resolution ``size`` with target contours of ``contour_length``
+    dashes, single-dash distractors when ``single_dashes`` (see module doc)."""
+    g = geometry(size)
+    check_choice("label", label, (0, 1))
+    length = distractor_length(contour_length)
+    margin = g.margins[int(rng.integers(len(g.margins)))]
+    for _ in range(IMAGE_TRIES):
+        canvas = Canvas(g, margin)
+        targets = grow_targets(canvas, rng, contour_length)
+        if targets is not None:
+            break
+    else:
+        raise RuntimeError(f"no Pathfinder target pair fitted in {IMAGE_TRIES} tries (size {size})")
+    contours = add_distractors(canvas, rng, distractor_contours(g, contour_length), length)
+    if single_dashes:
+        contours += add_paddles(canvas, rng, single_paddles(g, margin, contour_length))
+    origin = int(rng.integers(2))
+    targets = [targets[origin], targets[1 - origin]]
+    markers = np.array([targets[0].start, targets[0 if label else 1].end], dtype=np.int32)
+    ring = stamps.marker(g.marker_radius, g.antialias)
+    for point in markers:
+        canvas.ink((int(point[0]), int(point[1])), ring, 1.0)
+    return Drawing(to_uint8(canvas.image), markers, label, margin, targets + contours)
+
+
 def render(
-    rng: np.random.Generator, label: int, size: int, contour_length: int
+    rng: np.random.Generator,
+    label: int,
+    size: int,
+    contour_length: int,
+    single_dashes: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One Pathfinder image: (uint8 [size, size], marker centres int32 [2, 2] as (row, col))."""
-    g = GEOMETRY[size]
-    distractor_length = max(contour_length // 3, 1)
-    for _ in range(IMAGE_TRIES):
-        canvas = Canvas(size, g)
-        first = place_contour(canvas, rng, 1, contour_length, CONTOUR_TRIES, marked=(True, label))
-        if first is None:
-            continue
-        second = place_contour(
-            canvas, rng, 2, contour_length, CONTOUR_TRIES, near=first[0], marked=(False, not label)
-        )
-        if second is None:
-            continue
-        owner = 3
-        for _ in range(g.distractor_budget // distractor_length):
-            owner += (
-                place_contour(canvas, rng, owner, distractor_length, DISTRACTOR_TRIES) is not None
-            )
-        for _ in range(g.paddles):
-            owner += place_contour(canvas, rng, owner, 1, DISTRACTOR_TRIES) is not None
-        image = np.round(canvas.intensity * 255).astype(np.uint8)
-        markers = np.round([first[0], first[1] if label else second[1]]).astype(np.int32)
-        return image, markers
-    raise RuntimeError(f"no Pathfinder image fitted in {IMAGE_TRIES} attempts (size {size})")
+    drawing = draw(rng, label, size, contour_length, single_dashes)
+    return drawing.image, drawing.markers

@@ -9,6 +9,7 @@ from typing import Any
 
 from memjax.tasks import (
     adding,
+    associative_recall,
     copying,
     image,
     induction,
@@ -17,6 +18,7 @@ from memjax.tasks import (
     mqar,
     pathfinder,
     retrieval,
+    scan_task,
     selective_copy,
     text,
 )
@@ -36,6 +38,8 @@ _FACTORIES: dict[str, Callable[..., Task]] = {
     "selective_copy": selective_copy.make,
     "mqar": mqar.make,
     "induction": induction.make,
+    "associative_recall": associative_recall.make,
+    "scan": scan_task.make,
 }
 
 
