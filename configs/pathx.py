@@ -7,6 +7,10 @@ decay, clipping at norm 1, 1 layer of width 32, 2 heads of width 8 (qkv_dim 16),
 0.1, mean pooling, learned positions); other memories train with the same setup. Every Transformer
 in LRA failed (chance). ``s5``: the S5 release's run_lra_pathx.sh (6 layers, H=128, P=256, batch
 32, 75 epochs, lr 0.0018, SSM lr 0.0006, wd 0.06, dt_min 1e-4).
+
+Paper scale reads LRA's released Path-X images (``source="lra"``): memjax draws them as the
+original generator does, at seconds per 128 px image, so 200,000 of them would take days of CPU;
+``--config.task.options.source=generate`` draws them anyway. Smoke scale draws at 32 px.
 """
 
 from pathlib import Path
@@ -37,7 +41,8 @@ def get_config(arg=None):
             "lra_benchmarks/image/configs/pathfinder128/transformer_base.py"
         )
     if config.scale == "paper":
-        config.task.options.update(resolution=128, contour_length=14)
+        # LRA's released Path-X images: drawing 200,000 of them as the original does takes days
+        config.task.options.update(resolution=128, contour_length=14, source="lra")
         if config.model.mixer != "s5":
             for group, values in PATHFINDER128.items():
                 config[group].update(values)

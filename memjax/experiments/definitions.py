@@ -97,7 +97,8 @@ def lra(plan: Plan) -> tuple[Section, ...]:
         "ListOps is generated with LRA's procedure (configs/listops.py); LRA's released files "
         "are the task option source='lra'.",
         *test_set_noise("ListOps", listops),
-        "Path-X is Pathfinder at 128x128 (configs/pathx.py); smoke scale draws it at 32x32.",
+        "Path-X is Pathfinder at 128x128 (configs/pathx.py), read from LRA's released images "
+        "at paper scale (source='lra'); smoke scale draws it at 32x32.",
         *style_notes,
     )
     return (
