@@ -74,6 +74,14 @@ def base_config() -> ml_collections.ConfigDict:
             "param_budget": 0,
             "bidirectional": False,
             "bidirectional_form": "independent",
+            "seq2seq": ml_collections.ConfigDict(
+                {
+                    "attention": "",
+                    "init_state": "",
+                    "style": "",
+                    "teacher_forcing": 1.0,
+                }
+            ),
             "norm_position": "pre",
             "final_norm": True,
             "activation": "none",
@@ -133,6 +141,7 @@ def with_variant(config: ml_collections.ConfigDict, variant: str) -> ml_collecti
     chosen = variants.get(variant)
     config.model.mixer = chosen.mixer
     config.model.mixer_options = ml_collections.ConfigDict(dict(chosen.options))
+    config.model.seq2seq.attention = chosen.decoder_attention
     return config
 
 
@@ -412,6 +421,8 @@ def apply_setup(config: ml_collections.ConfigDict, setup: dict[str, Any], task: 
                 config.model.mixer_options[key] = value
         elif key == "mixer_options":
             config.model.mixer_options.update(dict(value))
+        elif key == "seq2seq":
+            config.model.seq2seq.update(dict(value))
         elif key == "task_options":
             config.task.options.update(dict(value))
         else:
@@ -488,6 +499,7 @@ MODEL_KEYS = (
     "activation",
     "bn_momentum",
     "dropout_time_shared",
+    "param_budget",
 )
 """Setup keys that set the ``config.model`` field of the same name."""
 

@@ -1,4 +1,4 @@
-"""The model a task needs and its loss: classifier, dual encoder or per-position head.
+"""The model a task needs and its loss: classifier, dual encoder, per-position head or seq2seq.
 
 ``build_model(model_config, spec, seed)`` sizes the model to ``param_budget`` when asked (only
 at widths the memory accepts); ``loss_sums`` gives the summed loss, correct count and count of a
@@ -16,15 +16,24 @@ import ml_collections
 import optax
 from flax import nnx
 
-from memjax import budget, cells, models
-from memjax.tasks.spec import TaskSpec
+from memjax import budget, cells, decoding, models
+from memjax.seq2seq import TRANSFORMER, Seq2Seq
+from memjax.tasks.spec import BOS, TaskSpec
 
 Batch = dict[str, Any]
 """A batch of numpy or jax arrays by name (``inputs``, ``mask``, ``label`` ...)."""
 
 
 def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: int) -> nnx.Module:
-    """The model a task needs: classifier, dual encoder (paired) or per-position head."""
+    """The model a task needs: classifier, dual encoder (paired), per-position head, or an
+    encoder-decoder (sequence targets)."""
+    if spec.target != "sequence" and model_config.seq2seq.attention:
+        raise ValueError(
+            f"config.model.seq2seq.attention={model_config.seq2seq.attention!r} is the attention "
+            f"of an encoder-decoder's decoder, but task {spec.name!r} is not a sequence-to-"
+            "sequence task; expected a variant without decoder attention (e.g. lstm, not "
+            "lstm_attention)"
+        )
     mixer_options = dict(model_config.mixer_options)
     if model_config.mixer == "attention":
         mixer_options.setdefault("max_length", spec.max_length + 1)
@@ -62,6 +71,8 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
 
     def build(d_model: int) -> nnx.Module:
         rngs = nnx.Rngs(params=seed, dropout=seed)
+        if spec.target == "sequence":
+            return sequence_model(model_config, spec, d_model, mixer_options, rngs)
         if spec.target == "per_position":
             return models.PerPositionHead(
                 model_config.mixer, num_classes=num_classes, d_model=d_model, rngs=rngs, **encoder
@@ -81,6 +92,96 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
         multiple = width_multiple(model_config.mixer, mixer_options)
         d_model = budget.width_for_budget(build, int(model_config.param_budget), multiple=multiple)
     return build(d_model)
+
+
+def sequence_model(
+    model_config: ml_collections.ConfigDict,
+    spec: TaskSpec,
+    d_model: int,
+    mixer_options: dict[str, Any],
+    rngs: nnx.Rngs,
+) -> Seq2Seq:
+    """The encoder-decoder of a sequence task (:class:`memjax.seq2seq.Seq2Seq`).
+
+    The variant's memory is both encoder and decoder (attention: the Transformer, its encoder
+    non-causal, its decoder causal with cross-attention); ``config.model.seq2seq`` chooses the
+    attention over the encoder states, the decoder's initial state and the layer style (empty:
+    the model's defaults) and the training's teacher-forcing probability.
+    """
+    seq = model_config.seq2seq
+    options = {k: v for k, v in mixer_options.items() if k not in ("causal", "max_length")}
+    transformer = model_config.mixer == "attention"
+    heads = int(options.pop("heads", 4)) if transformer else 4
+    block_options = dict(norm=model_config.norm, mlp=model_config.mlp)
+    block_options["mlp_expand"] = model_config.mlp_expand
+    return Seq2Seq(
+        TRANSFORMER if transformer else model_config.mixer,
+        source_vocab_size=spec.vocab_size,
+        target_vocab_size=spec.target_vocab_size,
+        rngs=rngs,
+        d_model=d_model,
+        depth=model_config.depth,
+        style=seq.style or None,
+        attention=seq.attention or None,
+        init_state=seq.init_state or None,
+        bidirectional=_bidirectional(model_config),
+        encoder_options=options,
+        decoder_options=options,
+        dropout=model_config.dropout,
+        heads=heads,
+        max_source_length=spec.max_length,
+        max_target_length=spec.max_target_length,
+        positional=model_config.get("positional", "none"),
+        block_options=block_options,
+        mode=model_config.mode,
+        unroll=model_config.unroll or "auto",
+        remat=model_config.remat,
+    )
+
+
+def decoder_inputs(targets: jax.Array) -> jax.Array:
+    """``[BOS, targets[:, :-1]]``: what a teacher-forced decoder reads, int ``[B, M]``."""
+    bos = jnp.full((targets.shape[0], 1), BOS, targets.dtype)
+    return jnp.concatenate([bos, targets[:, :-1]], axis=1)
+
+
+def sequence_sums(
+    model: Seq2Seq, batch: Batch, *, train: bool, teacher_forcing: float, key: jax.Array | None
+) -> dict[str, jax.Array]:
+    """A sequence task's sums: ``loss`` the summed cross-entropy of every target token (EOS
+    included) under teacher forcing, ``correct`` the exactly right sequences, ``count`` the
+    sequences (so ``loss / count`` is the loss per sequence and the metric is exact match).
+
+    Training scores the teacher-forced argmax (with ``teacher_forcing < 1`` a sequence may read
+    its own predictions, Lake & Baroni's scheme); evaluation decodes greedily through the
+    streaming face, the task's metric.
+    """
+    weight = batch.get("weight", jnp.ones(batch["inputs"].shape[0], jnp.float32))
+    weight = weight.astype(jnp.float32)
+    targets, target_mask = batch["targets"], batch["target_mask"].astype(bool)
+    forcing = teacher_forcing if train else 1.0
+    logits = model(
+        batch["inputs"],
+        batch["mask"],
+        decoder_inputs(targets),
+        teacher_forcing=forcing,
+        rng=key if forcing != 1.0 else None,
+        target_mask=target_mask,
+    )
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    loss = (ce * target_mask * weight[:, None]).sum()
+    if train:
+        predicted = logits.argmax(-1)
+    else:
+        predicted = decoding.greedy(model, batch["inputs"], batch["mask"], targets.shape[1])
+    exact = jnp.all((predicted == targets) | ~target_mask, axis=-1)
+    if not train:  # a decoded sequence must also stop where the target does
+        exact &= jnp.all(jnp.where(target_mask, True, predicted == 0), axis=-1)
+    return {
+        "loss": loss,
+        "correct": (exact.astype(jnp.float32) * weight).sum(),
+        "count": weight.sum(),
+    }
 
 
 def _bidirectional(model_config: ml_collections.ConfigDict) -> bool | str:

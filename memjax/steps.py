@@ -24,7 +24,7 @@ from flax import nnx
 
 from memjax import data, parallel
 from memjax.preemption import Preempted
-from memjax.run_model import Batch, loss_sums
+from memjax.run_model import Batch, loss_sums, sequence_sums
 from memjax.tasks.spec import TaskSpec
 
 
@@ -47,6 +47,7 @@ def make_steps(
     axis = None if config.parallel == "none" else parallel.AXIS
     accumulate = int(config.optim.accumulate)
     seed_key = jax.random.key(int(config.train.seed))
+    teacher_forcing = float(config.model.seq2seq.teacher_forcing)
 
     def forward(params, stats, batch, key, train: bool):
         """``(metric sums, running statistics after this batch)``."""
@@ -56,7 +57,13 @@ def make_steps(
             model.train()
         else:
             model.eval()
-        sums = loss_sums(model(batch["inputs"], batch["mask"]), batch, spec)
+        if spec.target == "sequence":
+            forcing_key = None if key is None else jax.random.fold_in(key, 1)
+            sums = sequence_sums(
+                model, batch, train=train, teacher_forcing=teacher_forcing, key=forcing_key
+            )
+        else:
+            sums = loss_sums(model(batch["inputs"], batch["mask"]), batch, spec)
         return sums, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
 
     def total(tree):

@@ -35,7 +35,7 @@ from etils import epath
 from flax import nnx
 from jax.sharding import Mesh
 
-from memjax import budget, data, models, optim, parallel, paths, provenance, tasks
+from memjax import budget, data, models, optim, parallel, paths, provenance, seq2seq_report, tasks
 from memjax import config as config_lib
 from memjax.checkpoint import CheckpointRestoreError
 from memjax.metrics_log import MetricsLog
@@ -459,6 +459,10 @@ def _train_in(
         "task": config.task.name,
         "mixer": config.model.mixer,
     }
+    if spec.target == "sequence":
+        best_model = nnx.merge(built.graphdef, *jax.device_get(best), built.rest)
+        batch_size = int(config.train.batch_size)
+        summary["sequence_test"] = seq2seq_report.report(best_model, built.task, "test", batch_size)
     if jax.process_index() == 0:
         (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
     checkpointer.close()

@@ -25,10 +25,14 @@ class Variant:
     display: str
     published: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Table family -> the published row of the same model (``"lra"``, ``"h3"``)."""
+    decoder_attention: str = ""
+    """For sequence-to-sequence tasks: the attention of the decoder over the encoder states
+    (``"bahdanau"``, Bahdanau et al. 2014); empty for none (or the Transformer's own)."""
 
 
-def _variant(name, mixer, display, options=None, **published) -> Variant:
-    return Variant(name, mixer, MappingProxyType(dict(options or {})), display, published)
+def _variant(name, mixer, display, options=None, decoder_attention="", **published) -> Variant:
+    options = MappingProxyType(dict(options or {}))
+    return Variant(name, mixer, options, display, published, decoder_attention)
 
 
 VARIANTS: Mapping[str, Variant] = MappingProxyType(
@@ -45,6 +49,8 @@ VARIANTS: Mapping[str, Variant] = MappingProxyType(
             ),
             _variant("lstm", "lstm", "LSTM"),
             _variant("gru", "gru", "GRU"),
+            _variant("lstm_attention", "lstm", "LSTM + attention", decoder_attention="bahdanau"),
+            _variant("gru_attention", "gru", "GRU + attention", decoder_attention="bahdanau"),
             _variant("rnn", "rnn", "RNN-Tanh", {"activation": "tanh"}, lra="RNN-Tanh"),
             _variant("rnn_relu", "rnn", "RNN-ReLU", {"activation": "relu"}, lra="RNN-ReLU"),
             _variant("mingru", "mingru", "minGRU"),

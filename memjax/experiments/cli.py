@@ -23,6 +23,8 @@ Tables:
              lengths, beside LRA's Table 2; measured here, one device, one at a time.
   synthetic  MQAR by length and width; induction heads and associative recall; selective
              copying; copying and adding by lag.
+  scan       SCAN (Lake & Baroni 2018) exact match by split, encoder-decoders
+             (--variants lstm,gru_attention,lstm_attention,transformer).
 """
 
 from __future__ import annotations

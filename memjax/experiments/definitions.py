@@ -73,7 +73,10 @@ def labelled(
                 where.setdefault(difference, []).append(column)
     if not differs:
         return display, ()
-    label = display if display.endswith("-style") else f"{display}-style"
+    if display.endswith("-style"):
+        label = display
+    else:
+        label = f"{display} (-style)" if " " in display else f"{display}-style"
     notes = tuple(
         f"{label} ({', '.join(found_in)}): {difference}." for difference, found_in in where.items()
     )
@@ -286,9 +289,49 @@ def synthetic(plan: Plan) -> tuple[Section, ...]:
     )
 
 
+def scan(plan: Plan) -> tuple[Section, ...]:
+    """SCAN (Lake & Baroni 2018): exact match per split, beside the paper's models."""
+    columns = tuple(published.SCAN_SPLITS)
+    rows, style_notes = [], []
+    for variant in plan.variants:
+        beside = published.SCAN_BESIDE.get(variant, {})
+        cells = tuple(
+            Cell(
+                plan.runs("scan", variant, [("task.options.split", split)]),
+                published=beside.get(split),
+                source="lake2018" if split in beside else None,
+            )
+            for split in columns
+        )
+        label, notes = labelled(variant, cells, columns)
+        rows.append(Row(label, cells))
+        style_notes += notes
+    return (
+        Section(
+            "SCAN: exact-match accuracy (%) of the greedy decoding by split",
+            "accuracy",
+            columns,
+            tuple(rows),
+            references=published.SCAN,
+            notes=(
+                "Exact match: the whole action sequence right, EOS included, decoded greedily "
+                "through the decoder's streaming face (configs/scan.py). Each run's "
+                "summary.json also holds token accuracy, the oracle-length exact match (the "
+                "paper's Experiment 2: 23.6 overall-best, 60.2 GRU with attention, on the "
+                "length split) and accuracy by action and command length "
+                "(sequence_test).",
+                "The paper averages 5 runs of 100,000 presentations; each cell here is the "
+                "mean ± std over the seeds the description names.",
+                *style_notes,
+            ),
+        ),
+    )
+
+
 TRAINED_TABLES: dict[str, Callable[[Plan], tuple[Section, ...]]] = {
     "lra": lra,
     "synthetic": synthetic,
+    "scan": scan,
 }
 TABLES = (*TRAINED_TABLES, "lra_speed")
 

@@ -37,6 +37,9 @@ SOURCES = {
     "Models (H3, ICLR 2023), Table 2",
     "gu2023": "Gu and Dao 2023, Mamba: Linear-Time Sequence Modeling with Selective State "
     "Spaces, Table 1 (S4 and S6: no gate; H3: H3 architecture with S4)",
+    "lake2018": "Lake and Baroni 2018, Generalization without Systematicity: On the "
+    "Compositional Skills of Sequence-to-Sequence Recurrent Networks (ICML 2018), Experiments "
+    "1-3 (mean of 5 runs)",
 }
 
 LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder", "pathx")
@@ -69,6 +72,34 @@ MAMBA_SELECTIVE_COPY = (
     PublishedRow("S6", "gu2023", ("97.0",)),
     PublishedRow("H3", "gu2023", ("57.0",)),
 )
+
+
+SCAN_SPLITS = ("simple", "length", "addprim_jump", "addprim_turn_left")
+"""The column order of the SCAN rows below (the task option ``split``)."""
+
+SCAN = (
+    PublishedRow(
+        "Overall-best (LSTM 2x200, no attention, dropout 0.5)",
+        "lake2018",
+        ("99.7", "13.8", "0.08", "90.0"),
+    ),
+    PublishedRow("Top per split", "lake2018", ("99.8", "20.8", "1.2", "90.3")),
+)
+"""Exact-match accuracy (%). The top models: simple, LSTM 2x200 without attention or dropout;
+length, GRU with attention; add-jump, LSTM with attention; add-turn-left, GRU with attention."""
+
+SCAN_BESIDE = {
+    "lstm": {
+        "simple": "99.7",
+        "length": "13.8",
+        "addprim_jump": "0.08",
+        "addprim_turn_left": "90.0",
+    },
+    "gru_attention": {"length": "20.8", "addprim_turn_left": "90.3"},
+    "lstm_attention": {"addprim_jump": "1.2"},
+}
+"""Which published number sits beside which memjax variant: the overall-best model's beside
+``lstm`` (its setup), each split's top model beside the variant that is that model."""
 
 
 def find(rows: tuple[PublishedRow, ...], model: str | None) -> PublishedRow | None:

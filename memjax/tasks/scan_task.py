@@ -214,12 +214,14 @@ def make(
     seed: int = 0,
     val_percent: int = 10,
     tfds_data_dir: str | None = None,
+    max_examples: int = 0,
 ) -> Task:
     """SCAN's ``split``, generated, read from released files (``path``) or from tfds.
 
     ``seed`` draws the ``simple`` split and the validation commands; ``val_percent`` is the
     share of distinct training commands held out as validation; ``tfds_data_dir`` is the tfds
-    data directory.
+    data directory; ``max_examples`` > 0 keeps only the first that many examples of each split
+    (smoke runs and tests; 0 keeps them all).
     """
     check_choice("split", split, SPLIT_NAMES)
     check_choice("source", source, SOURCES)
@@ -230,6 +232,7 @@ def make(
         )
     check_int("seed", seed, 0)
     check_int("val_percent", val_percent, 1, 50)
+    check_int("max_examples", max_examples, 0)
     spec = TaskSpec(
         name="scan",
         input_kind="tokens",
@@ -250,7 +253,10 @@ def make(
         if not built:
             built.update(build(split, source, path, seed, val_percent, tfds_data_dir))
         description = f"{split}/{part}, source={source}, {where}, val_percent={val_percent}"
-        return ScanSource(built[part], description)
+        examples = built[part][:max_examples] if max_examples else built[part]
+        if max_examples:
+            description += f", max_examples={max_examples}"
+        return ScanSource(examples, description)
 
     export_files = {part: released_name(split, part) for part in SPLITS}
     return Task(spec, make_source, export_files=export_files)
