@@ -78,4 +78,3 @@ def get_config(arg=None):
         shared=SHARED,
         smoke_options=dict(max_examples=256),
     )
-
