@@ -79,9 +79,11 @@ def test_scan_table_end_to_end_beside_lake_and_baroni(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     tiny = ["--set", "train.steps=2", "--set", "task.options.max_examples=16"]
-    experiments.main(["scan", "--variants", "gru_attention", *tiny])
+    experiments.main(["scan", "--variants", "gru_attention", "--columns", "length,simple", *tiny])
     md = (tmp_path / "out" / "tables" / "scan.md").read_text()
-    assert "| model | simple | length | addprim_jump | addprim_turn_left |" in md
-    assert "| Top per split (published [1]) | 99.8 | 20.8 | 1.2 | 90.3 |" in md
-    assert "pub. 20.8 [1]" in md and "pub. 90.3 [1]" in md
+    assert "| model | simple | length |" in md  # the table's order, only the columns asked for
+    assert "| Top per split (published [1]) | 99.8 | 20.8 |" in md
+    assert "pub. 20.8 [1]" in md and "pub. 90.3" not in md
     assert "| GRU + attention (-style) |" in md and "1. Lake and Baroni 2018" in md
+    with pytest.raises(SystemExit, match="--columns: \\['jump'\\] not in this table"):
+        experiments.main(["scan", "--columns", "jump"])

@@ -2,6 +2,7 @@
 
 memjax table NAME [--runs runs] [--out out/tables] [--scale smoke|paper] [--seeds N]
                   [--launch local|tpu|gpu] [--jobs N] [--variants a,b] [--set KEY=VALUE ...]
+                  [--columns a,b]
                   [-- LAUNCHER OPTIONS]
 
 A table expands into runs: task x model variant (x the sweep axes of ``synthetic``) x seed. A
@@ -39,7 +40,7 @@ from etils import epath
 
 from memjax import config as config_lib
 from memjax import paths, variants
-from memjax.experiments.definitions import TABLES, TRAINED_TABLES, all_runs
+from memjax.experiments.definitions import TABLES, TRAINED_TABLES, all_runs, only_columns
 from memjax.experiments.execute import choose_job, launch_runs, missing_data, summary_path
 from memjax.experiments.render import latex, markdown, to_json
 from memjax.experiments.results import Document, collect
@@ -69,10 +70,18 @@ SPEED_DESCRIPTION = (
 
 
 def trained_document(
-    name: str, plan: Plan, runs_dir: epath.Path, job: Callable, jobs: int, check_data: bool
+    name: str,
+    plan: Plan,
+    runs_dir: epath.Path,
+    job: Callable,
+    jobs: int,
+    check_data: bool,
+    columns: Sequence[str] = (),
 ) -> Document:
-    """Launch what is missing of a trained table, then collect it."""
+    """Launch what is missing of a trained table (only ``columns`` if given), then collect it."""
     sections = TRAINED_TABLES[name](plan)
+    if columns:
+        sections = only_columns(sections, columns)
     runs = all_runs(sections)
     pending = [run for run in runs if not summary_path(runs_dir, run).exists()]
     for run in pending:
@@ -137,6 +146,11 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         help=f"model variants, of {', '.join(variants.VARIANTS)}",
     )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--columns",
+        default="",
+        help="only these columns, by header, comma-separated (e.g. simple,length for scan)",
+    )
     args = parser.parse_args(argv[:split])
     options = argv[split + 1 :]
     try:
@@ -177,7 +191,11 @@ def main(argv: Sequence[str] | None = None) -> Document:
     else:
         job = choose_job(args.launch, args.jobs, options)
         check_data = args.launch == "local"
-        doc = trained_document(args.name, plan, runs_dir, job, args.jobs, check_data)
+        columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
+        try:
+            doc = trained_document(args.name, plan, runs_dir, job, args.jobs, check_data, columns)
+        except ValueError as error:
+            sys.exit(f"memjax table: {error}")
     doc.command = shlex.join(["memjax", "table", *argv])
     out = Path(paths.resolve(args.out))
     out.mkdir(parents=True, exist_ok=True)

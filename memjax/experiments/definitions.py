@@ -336,6 +336,40 @@ TRAINED_TABLES: dict[str, Callable[[Plan], tuple[Section, ...]]] = {
 TABLES = (*TRAINED_TABLES, "lra_speed")
 
 
+def only_columns(sections: Sequence[Section], columns: Sequence[str]) -> tuple[Section, ...]:
+    """``sections`` cut to ``columns`` (column headers); ValueError naming any unknown one.
+
+    A section without any of them is left out; published rows keep the matching values.
+    """
+    known = {column for section in sections for column in section.columns}
+    unknown = [column for column in columns if column not in known]
+    if unknown:
+        raise ValueError(
+            f"--columns: {unknown} not in this table; expected some of {sorted(known)}"
+        )
+    kept = []
+    for section in sections:
+        keep = [i for i, column in enumerate(section.columns) if column in columns]
+        if not keep:
+            continue
+
+        def cut(values: Sequence[Any], keep: list[int] = keep) -> tuple[Any, ...]:
+            return tuple(values[i] for i in keep)
+
+        kept.append(
+            dataclasses.replace(
+                section,
+                columns=cut(section.columns),
+                rows=tuple(dataclasses.replace(row, cells=cut(row.cells)) for row in section.rows),
+                references=tuple(
+                    dataclasses.replace(ref, values=cut(ref.values)) for ref in section.references
+                ),
+                baselines=tuple((label, cut(values)) for label, values in section.baselines),
+            )
+        )
+    return tuple(kept)
+
+
 def all_runs(sections: Sequence[Section]) -> list[Run]:
     """Every run of the sections, each once, in order."""
     runs = (run for s in sections for row in s.rows for cell in row.cells for run in cell.runs)
