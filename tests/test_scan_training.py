@@ -85,5 +85,14 @@ def test_scan_table_end_to_end_beside_lake_and_baroni(tmp_path, monkeypatch):
     assert "| Top per split (published [1]) | 99.8 | 20.8 |" in md
     assert "pub. 20.8 [1]" in md and "pub. 90.3" not in md
     assert "| GRU + attention (-style) |" in md and "1. Lake and Baroni 2018" in md
+    assert "carries `--set` overrides that its config's setup does not: train.steps=2" in md
+    assert (tmp_path / "out" / "tables" / "scan_by_length.png").stat().st_size > 0
     with pytest.raises(SystemExit, match="--columns: \\['jump'\\] not in this table"):
         experiments.main(["scan", "--columns", "jump"])
+
+
+def test_length_curves_pool_the_seeds_counts():
+    from memjax.experiments import scan_plot
+
+    pooled = scan_plot.pooled([{"24": [1, 4], "30": [0, 2]}, {"24": [3, 4]}])
+    assert pooled == {24: 50.0, 30: 0.0}

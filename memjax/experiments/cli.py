@@ -40,6 +40,7 @@ from etils import epath
 
 from memjax import config as config_lib
 from memjax import paths, variants
+from memjax.experiments import scan_plot
 from memjax.experiments.definitions import TABLES, TRAINED_TABLES, all_runs, only_columns
 from memjax.experiments.execute import choose_job, launch_runs, missing_data, summary_path
 from memjax.experiments.render import latex, markdown, to_json
@@ -98,6 +99,12 @@ def trained_document(
     failures.update({run_name: ("failed", error) for run_name, error in errors.items()})
     seeds = f"{plan.seeds} seed" + ("s" if plan.seeds > 1 else "")
     description = DESCRIPTION.format(seeds=seeds)
+    if plan.sets:
+        changed = ", ".join(f"{key}={value!r}" for key, value in plan.sets)
+        description += (
+            f" Every run here carries `--set` overrides that its config's setup does not: "
+            f"{changed}."
+        )
     doc = Document(name, "", description + (SMOKE_NOTE if plan.scale == "smoke" else ""), [])
     doc.blocks = [collect(section, runs_dir, failures, doc) for section in sections]
     return doc
@@ -200,11 +207,14 @@ def main(argv: Sequence[str] | None = None) -> Document:
     out = Path(paths.resolve(args.out))
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(doc)
+    figure = out / f"{args.name}_by_length.png"
     (out / f"{args.name}.md").write_text(text)
     (out / f"{args.name}.tex").write_text(latex(doc))
     (out / f"{args.name}.json").write_text(to_json(doc))
     print(text)
     print(f"wrote {out / args.name}.md, .tex and .json")
+    if args.name == "scan" and scan_plot.plot(TRAINED_TABLES["scan"](plan)[0], runs_dir, figure):
+        print(f"wrote {figure}")
     failed = [label for label in doc.problems if label.startswith(PROBLEM_PREFIX["failed"])]
     if failed:
         raise SystemExit(f"memjax table: failures {', '.join(failed)}; see {out / args.name}.md")
