@@ -199,10 +199,12 @@ def main(argv: Sequence[str] | None = None) -> Document:
         job = choose_job(args.launch, args.jobs, options)
         check_data = args.launch == "local"
         columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
-        try:
-            doc = trained_document(args.name, plan, runs_dir, job, args.jobs, check_data, columns)
-        except ValueError as error:
-            sys.exit(f"memjax table: {error}")
+        if columns:
+            try:
+                only_columns(TRAINED_TABLES[args.name](plan), columns)
+            except ValueError as error:
+                sys.exit(f"memjax table: {error}")
+        doc = trained_document(args.name, plan, runs_dir, job, args.jobs, check_data, columns)
     doc.command = shlex.join(["memjax", "table", *argv])
     out = Path(paths.resolve(args.out))
     out.mkdir(parents=True, exist_ok=True)
