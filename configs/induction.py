@@ -20,10 +20,9 @@ independently. H3's and S4D's own layers are not memjax mixers. Usage:
 ``--config configs/induction.py:lstm``.
 """
 
-from memjax.config import task_config
+from memjax.config import safari_setup, task_config
 from memjax.provenance import Provenance
 
-STEPS_PER_EPOCH = -(-5_000 // 32)  # safari's div_up(num_examples, global_batch_size) = 157
 DIFFERENCES = (
     "safari's timm cosine schedule warms up from 1e-6 and decays to 5e-5; memjax's warms up "
     "from 0 and decays to 0",
@@ -39,7 +38,7 @@ TRANSFORMER = Provenance(
 
 
 def get_config(arg=None):
-    config = task_config(
+    return task_config(
         "induction",
         arg,
         options=dict(
@@ -50,26 +49,9 @@ def get_config(arg=None):
             num_validation=500,
             num_test=500,
         ),
-        paper=dict(
-            steps=STEPS_PER_EPOCH * 400,
-            batch_size=32,
-            lr=5e-4,
-            weight_decay=0.1,
-            schedule="cosine",
-            warmup_steps=STEPS_PER_EPOCH * 40,  # div_up(max_epochs, 10) epochs
-            clip_norm=0.0,
-            d_model=32,
-            depth=2,
-            mlp="mlp",
-            mlp_expand=4,
-            dropout=0.0,
-            heads=1,
-            positional="learned",
-        ),
+        paper=safari_setup(epochs=400),
         smoke_options=dict(num_train=2000, num_validation=128, num_test=128),
         sources={"transformer": TRANSFORMER},
         shared="H3's induction-head setup (HazyResearch/safari configs/experiment/synthetics/"
         "induction_head/base.yaml)",
     )
-    config.optim.b2 = 0.999  # safari configs/optimizer/adamw.yaml
-    return config

@@ -484,6 +484,33 @@ SYNTHETIC_SETUP = dict(
 )
 """The training setup the generated tasks share (configs/copy.py, mqar.py, ...)."""
 
+
+def safari_setup(epochs: int) -> dict[str, Any]:
+    """H3's synthetic-task training (HazyResearch/safari configs/experiment/synthetics/*/base.yaml
+    with configs/optimizer/adamw.yaml): 5,000 sequences in batches of 32 for ``epochs`` epochs
+    (``div_up(5000, 32) = 157`` steps each), AdamW 5e-4, betas (0.9, 0.999), weight decay 0.1,
+    warmup ``div_up(epochs, 10)`` epochs, no clipping; a 2-layer width-32 model with a GELU
+    MLP of 128 and one attention head with learned positions."""
+    per_epoch = -(-5_000 // 32)
+    return dict(
+        steps=per_epoch * epochs,
+        batch_size=32,
+        lr=5e-4,
+        b2=0.999,
+        weight_decay=0.1,
+        schedule="cosine",
+        warmup_steps=per_epoch * -(-epochs // 10),
+        clip_norm=0.0,
+        d_model=32,
+        depth=2,
+        mlp="mlp",
+        mlp_expand=4,
+        dropout=0.0,
+        heads=1,
+        positional="learned",
+    )
+
+
 MODEL_KEYS = (
     "d_model",
     "depth",
