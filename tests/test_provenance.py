@@ -116,6 +116,10 @@ def test_lra_rows_beside_a_published_number_are_labelled_style_with_notes(monkey
             f"{difference}." in notes
         )
     assert "generated test set has 2000 examples" in notes and "±1.12 points" in notes
+    (shown,) = definitions.lra(Plan("paper", 1, ("transformer",), (), ("Text", "Image")))
+    assert f"Transformer-style (Text, Image): {provenance.LRA_TRANSFORMER_DIFFERENCES[0]}." in (
+        shown.notes
+    )  # --columns: the notes name only the columns printed
 
     faithful = provenance.Provenance("the paper itself")
     monkeypatch.setattr(provenance, "from_config", lambda config: faithful)

@@ -3,6 +3,8 @@ match by greedy decoding, and its report."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tiny_run import ROOT
 
@@ -85,6 +87,21 @@ def test_scan_table_end_to_end_beside_lake_and_baroni(tmp_path, monkeypatch):
     assert "| Top per split (published [1]) | 99.8 | 20.8 |" in md
     assert "pub. 20.8 [1]" in md and "pub. 90.3" not in md
     assert "| GRU + attention (-style) |" in md and "1. Lake and Baroni 2018" in md
+    assert "GRU + attention (-style) (length): " in md  # notes name only the columns printed
+    sections = md.split("\n## ")
+    oracle = next(s for s in sections if s.startswith("SCAN: exact match (%) when decoding"))
+    assert "| GRU + attention (length's top) (published [1]) | – | 60.2 |" in oracle
+    speed = next(s for s in sections if s.startswith("SCAN: greedy decoding speed"))
+    state = next(s for s in sections if s.startswith("SCAN: bytes one sequence holds"))
+    reports = [
+        json.loads(path.read_text())["sequence_test"]
+        for path in (tmp_path / "runs").glob("**/summary.json")
+    ]
+    assert len(reports) == 2  # one run per split asked for
+    for section, key in ((speed, "decode_tokens_per_s"), (state, "state_bytes_per_sequence")):
+        assert "| GRU + attention (-style) |" in section
+        for report in reports:  # one seed: the cell is that run's number
+            assert f" {report[key]:.0f} " in section
     assert "carries `--set` overrides that its config's setup does not: train.steps=2" in md
     assert (tmp_path / "out" / "tables" / "scan_by_length.png").stat().st_size > 0
     with pytest.raises(SystemExit, match="--columns: \\['jump'\\] not in this table"):

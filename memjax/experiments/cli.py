@@ -77,12 +77,12 @@ def trained_document(
     job: Callable,
     jobs: int,
     check_data: bool,
-    columns: Sequence[str] = (),
 ) -> Document:
-    """Launch what is missing of a trained table (only ``columns`` if given), then collect it."""
+    """Launch what is missing of a trained table (only ``plan.columns`` if given), then collect
+    it."""
     sections = TRAINED_TABLES[name](plan)
-    if columns:
-        sections = only_columns(sections, columns)
+    if plan.columns:
+        sections = only_columns(sections, plan.columns)
     runs = all_runs(sections)
     pending = [run for run in runs if not summary_path(runs_dir, run).exists()]
     for run in pending:
@@ -191,20 +191,20 @@ def main(argv: Sequence[str] | None = None) -> Document:
     """``memjax table``; returns the written document. Exits with status 1 if a run failed."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args, options = parse(argv)
-    plan = Plan(args.scale, args.seeds, args.variants, tuple(args.overrides))
+    columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
+    plan = Plan(args.scale, args.seeds, args.variants, tuple(args.overrides), columns)
     runs_dir = epath.Path(paths.resolve(args.runs))
     if args.name == "lra_speed":
         doc = speed_document(plan, runs_dir)
     else:
         job = choose_job(args.launch, args.jobs, options)
         check_data = args.launch == "local"
-        columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
         if columns:
             try:
                 only_columns(TRAINED_TABLES[args.name](plan), columns)
             except ValueError as error:
                 sys.exit(f"memjax table: {error}")
-        doc = trained_document(args.name, plan, runs_dir, job, args.jobs, check_data, columns)
+        doc = trained_document(args.name, plan, runs_dir, job, args.jobs, check_data)
     doc.command = shlex.join(["memjax", "table", *argv])
     out = Path(paths.resolve(args.out))
     out.mkdir(parents=True, exist_ok=True)

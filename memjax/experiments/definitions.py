@@ -22,6 +22,7 @@ class Cell:
     runs: tuple[Run, ...]
     published: published.Value = None
     source: str | None = None
+    field: str = "test_at_best"  # what each run's summary.json gives, dotted into nested dicts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Section:
     """One table: our rows, then published rows and analytic baselines under them."""
 
     title: str
-    metric: str  # "accuracy" (shown in %) or "mse"
+    metric: str  # "accuracy" (shown in %), "mse" or "count" (bytes, tokens/s: whole numbers)
     columns: tuple[str, ...]
     rows: tuple[Row, ...]
     references: tuple[PublishedRow, ...] = ()
@@ -53,18 +54,19 @@ def published_beside(row: PublishedRow | None, column: int) -> dict[str, Any]:
 
 
 def labelled(
-    variant: str, cells: Sequence[Cell], columns: Sequence[str]
+    variant: str, cells: Sequence[Cell], columns: Sequence[str], plan: Plan
 ) -> tuple[str, tuple[str, ...]]:
-    """A row's label and its notes: ``"<model>-style"`` when a cell has a published number
-    beside it but its config still differs from that paper's setup, the differences in notes.
+    """A row's label and its notes: ``"<model>-style"`` when a cell the table prints has a
+    published number beside it but its config still differs from that paper's setup, the
+    differences in notes.
 
-    Each difference is printed once, with the columns it applies to.
+    Each difference is printed once, with the printed columns it applies to.
     """
     display = variants.get(variant).display
     where: dict[str, list[str]] = {}
     differs = False
     for cell, column in zip(cells, columns, strict=True):
-        if cell.published is None or not cell.runs:
+        if cell.published is None or not cell.runs or not plan.shows(column):
             continue
         found = provenance.from_config(cell.runs[0].load())
         differs = differs or not found.faithful
@@ -92,7 +94,7 @@ def lra(plan: Plan) -> tuple[Section, ...]:
             Cell(plan.runs(task, variant), **published_beside(match, i))
             for i, task in enumerate(published.LRA_TASKS)
         )
-        label, notes = labelled(variant, cells, LRA_HEADERS)
+        label, notes = labelled(variant, cells, LRA_HEADERS, plan)
         rows.append(Row(label, cells))
         style_notes += notes
     listops = {**tasks.options("listops"), **plan_config(plan, "listops").task.options}
@@ -176,7 +178,7 @@ def _recall(plan: Plan) -> Section:
                 **published_beside(match, 1),
             ),
         )
-        label, notes = labelled(variant, cells, columns)
+        label, notes = labelled(variant, cells, columns, plan)
         rows.append(Row(label, cells))
         style_notes += notes
     return Section(
@@ -290,39 +292,93 @@ def synthetic(plan: Plan) -> tuple[Section, ...]:
 
 
 def scan(plan: Plan) -> tuple[Section, ...]:
-    """SCAN (Lake & Baroni 2018): exact match per split, beside the paper's models."""
+    """SCAN (Lake & Baroni 2018): exact match per split beside the paper's models, then the
+    oracle-length exact match and what decoding costs, from the same runs."""
     columns = tuple(published.SCAN_SPLITS)
-    rows, style_notes = [], []
-    for variant in plan.variants:
-        beside = published.SCAN_BESIDE.get(variant, {})
-        cells = tuple(
-            Cell(
-                plan.runs("scan", variant, [("task.options.split", split)]),
-                published=beside.get(split),
-                source="lake2018" if split in beside else None,
+    runs = {
+        variant: [plan.runs("scan", variant, [("task.options.split", s)]) for s in columns]
+        for variant in plan.variants
+    }
+
+    def rows(field: str, beside: Mapping[str, Mapping[str, str]]) -> tuple[Row, ...]:
+        out = []
+        for variant in plan.variants:
+            numbers = beside.get(variant, {})
+            cells = tuple(
+                Cell(
+                    split_runs,
+                    published=numbers.get(split),
+                    source="lake2018" if split in numbers else None,
+                    field=field,
+                )
+                for split, split_runs in zip(columns, runs[variant], strict=True)
             )
-            for split in columns
-        )
-        label, notes = labelled(variant, cells, columns)
-        rows.append(Row(label, cells))
+            out.append(Row(variants.get(variant).display, cells))
+        return tuple(out)
+
+    exact = rows("test_at_best", published.SCAN_BESIDE)
+    oracle = rows("sequence_test.oracle_length_exact_match", published.SCAN_ORACLE_BESIDE)
+    labels, style_notes = [], []
+    for variant, row in zip(plan.variants, exact, strict=True):  # oracle's published: the same
+        label, notes = labelled(variant, row.cells, columns, plan)
+        labels.append(label)
         style_notes += notes
+
+    def relabel(section_rows: tuple[Row, ...]) -> tuple[Row, ...]:
+        return tuple(
+            dataclasses.replace(row, label=label)
+            for row, label in zip(section_rows, labels, strict=True)
+        )
+
     return (
         Section(
             "SCAN: exact-match accuracy (%) of the greedy decoding by split",
             "accuracy",
             columns,
-            tuple(rows),
+            relabel(exact),
             references=published.SCAN,
             notes=(
                 "Exact match: the whole action sequence right, EOS included, decoded greedily "
                 "through the decoder's streaming face (configs/scan.py). Each run's "
-                "summary.json also holds token accuracy, the oracle-length exact match (the "
-                "paper's Experiment 2: 23.6 overall-best, 60.2 GRU with attention, on the "
-                "length split) and accuracy by action and command length "
-                "(sequence_test).",
+                "summary.json also holds token accuracy and accuracy by action and command "
+                "length (sequence_test).",
                 "The paper averages 5 runs of 100,000 presentations; each cell here is the "
                 "mean ± std over the seeds the description names.",
                 *style_notes,
+            ),
+        ),
+        Section(
+            "SCAN: exact match (%) when decoding exactly the target's length (oracle length)",
+            "accuracy",
+            columns,
+            relabel(oracle),
+            references=published.SCAN_ORACLE,
+            notes=(
+                "The paper's Experiment 2: EOS is never emitted; the decoder runs for the "
+                "target's number of actions and takes the best non-EOS action at each step.",
+            ),
+        ),
+        Section(
+            "SCAN: greedy decoding speed (output tokens/s over the test set)",
+            "count",
+            columns,
+            relabel(rows("sequence_test.decode_tokens_per_s", {})),
+            notes=(
+                "Measured at the end of each run on the device named above, compiled once "
+                "beforehand, in batches of the evaluation's size; runs that shared the machine "
+                "(--jobs) shared its cores, so compare rows of one table only.",
+            ),
+        ),
+        Section(
+            "SCAN: bytes one sequence holds while decoding (at the split's longest source "
+            "and target)",
+            "count",
+            columns,
+            relabel(rows("sequence_test.state_bytes_per_sequence", {})),
+            notes=(
+                "The decoder's recurrent state (constant in the target's length) or KV cache "
+                "(growing with it), plus the encoder states its attention reads, float32 "
+                "(memjax.seq2seq.state_breakdown).",
             ),
         ),
     )

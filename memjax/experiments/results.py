@@ -70,6 +70,21 @@ class Document:
         return f"{kind} ({label})"
 
 
+DECIMALS = {"accuracy": 2, "mse": 4, "count": 0}
+"""Decimals printed per section metric: accuracy in %, MSE, whole counts (bytes, tokens/s)."""
+
+
+def summary_value(summary: dict, field: str, path: epath.Path) -> float:
+    """``summary[field]``, a dotted ``field`` reading nested dicts (``sequence_test.x``);
+    KeyError naming the file and the field when a run did not record it."""
+    value = summary
+    for key in field.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise KeyError(f"{path} has no {field!r} (no {key!r}); expected a run that records it")
+        value = value[key]
+    return float(value)
+
+
 def reference_lines(section: Section) -> list[Line]:
     """The published rows and analytic baselines of a section."""
     lines = [
@@ -97,13 +112,13 @@ def collect(
                 if path.exists():
                     summary = json.loads(path.read_text())
                     doc.devices.add(str(summary.get("device_kind", "unknown device")))
-                    scale = 100.0 if summary["metric"] == "accuracy" else 1.0
-                    values.append(scale * float(summary["test_at_best"]))
+                    scale = 100.0 if section.metric == "accuracy" else 1.0
+                    values.append(scale * summary_value(summary, cell.field, path))
                 elif run.name in failures:
                     reasons.append(doc.problem(*failures[run.name]))
             entries.append(_entry(values, len(cell.runs), reasons, cell))
         lines.append(Line(row.label, "ours", tuple(entries)))
-    decimals = 2 if section.metric == "accuracy" else 4
+    decimals = DECIMALS[section.metric]
     lines += reference_lines(section)
     return Block(section.title, section.columns, tuple(lines), decimals, section.notes)
 

@@ -103,6 +103,11 @@ class Plan:
     seeds: int
     variants: tuple[str, ...]
     sets: tuple[Override, ...]
+    columns: tuple[str, ...] = ()  # the column headers asked for (--columns); empty: every one
+
+    def shows(self, column: str) -> bool:
+        """Whether the table prints ``column`` (every column when none were asked for)."""
+        return not self.columns or column in self.columns
 
     def runs(self, task: str, variant: str, overrides: Iterable[Override] = ()) -> tuple[Run, ...]:
         """One run per seed of ``configs/TASK.py:VARIANT,SCALE`` with ``overrides`` then --set."""
