@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+from matplotlib.figure import Figure
 from nbclient import NotebookClient
 
 from memjax import experiments as tables
@@ -62,6 +63,9 @@ def test_results_notebook_executes_on_a_tiny_runs_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "train_and_evaluate", None)  # every run is there: none launched
     tables.main(["synthetic", "--runs", str(runs), "--out", str(out), "--seeds", "2"] + VARIANTS)
 
+    figure = Figure(figsize=(2, 2))
+    figure.add_subplot().plot([0, 1], [1, 0])
+    figure.savefig(out / "scan_by_length.png")
     monkeypatch.setenv("MEMJAX_RUNS", str(runs))
     monkeypatch.setenv("MEMJAX_TABLES", str(out))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
@@ -79,4 +83,5 @@ def test_results_notebook_executes_on_a_tiny_runs_folder(tmp_path, monkeypatch):
     assert "44 finished runs" in text and "1 table(s)" in text
     assert "| mqar-lstm-smoke-" in shown and "## MQAR (Zoology)" in shown
     assert "| Attention (published [1]) | 100 | 100 |" in shown
-    assert len(images) == 3  # learning curves; H3 and Mamba sections beside published bars
+    assert len(images) == 4  # learning curves; H3 and Mamba beside published bars; the figure
+    assert "### scan_by_length.png" in shown
