@@ -16,12 +16,14 @@ Still different from safari: its schedule (``linear_warmup``, transformers'
 ``get_linear_schedule_with_warmup``) decays linearly to 0, memjax's cosine decays as a cosine;
 its embedding dropout (0.1) and attention dropout (0.1) are not modelled; safari validates on
 its test set, memjax draws a separate validation split of the same size; safari makes its
-sequences distinct within a split, memjax draws each independently. H3's and S4D's own layers
-are not memjax mixers. Usage: ``--config configs/associative_recall.py:lstm``.
+sequences distinct within a split, memjax draws each independently. H3's and S4D's layers are
+memjax's ``h3`` and ``s4d``; what differs from safari's is in each variant's
+``config.provenance``. Usage:
+``--config configs/associative_recall.py:lstm``.
 """
 
 from memjax.config import safari_setup, task_config
-from memjax.provenance import Provenance
+from memjax.provenance import H3_LAYER_DIFFERENCES, S4D_LAYER_DIFFERENCES, h3_table_2
 
 DIFFERENCES = (
     "safari's linear_warmup schedule decays linearly to 0; memjax's decays as a cosine",
@@ -29,11 +31,15 @@ DIFFERENCES = (
     "a separate validation split of 500 (safari selects its checkpoint on the test split)",
     "sequences are drawn independently; safari makes them distinct within a split",
 )
-TRANSFORMER = Provenance(
-    "Fu et al. 2023, H3 (ICLR 2023), Table 2, Attention: HazyResearch/safari "
-    "configs/experiment/synthetics/associative_recall/transformer-vs10.yaml",
-    DIFFERENCES,
-)
+SOURCES = {
+    "transformer": h3_table_2("Attention", "associative_recall/transformer-vs10.yaml", DIFFERENCES),
+    "h3": h3_table_2(
+        "H3", "associative_recall/h3-vs10.yaml", (*DIFFERENCES, *H3_LAYER_DIFFERENCES)
+    ),
+    "s4d": h3_table_2(
+        "S4D", "associative_recall/s4d-vs10.yaml", (*DIFFERENCES, *S4D_LAYER_DIFFERENCES)
+    ),
+}
 
 
 def get_config(arg=None):
@@ -51,7 +57,7 @@ def get_config(arg=None):
         ),
         paper=safari_setup(epochs=200),
         smoke_options=dict(num_train=2000, num_validation=128, num_test=128),
-        sources={"transformer": TRANSFORMER},
+        sources=SOURCES,
         shared="H3's associative-recall setup (HazyResearch/safari configs/experiment/"
         "synthetics/associative_recall/vocab_size_10.yaml)",
     )

@@ -16,12 +16,12 @@ Still different from safari: its timm cosine warms up from 1e-6 and decays to 5e
 memjax's warms up from 0 and decays to 0; its embedding dropout (0.1) and attention dropout
 (0.1) are not modelled; safari validates on its test set, memjax draws a separate validation
 split of the same size; safari makes its sequences distinct within a split, memjax draws each
-independently. H3's and S4D's own layers are not memjax mixers. Usage:
-``--config configs/induction.py:lstm``.
+independently. H3's and S4D's layers are memjax's ``h3`` and ``s4d``; what differs from safari's
+is in each variant's ``config.provenance``. Usage: ``--config configs/induction.py:lstm``.
 """
 
 from memjax.config import safari_setup, task_config
-from memjax.provenance import Provenance
+from memjax.provenance import H3_LAYER_DIFFERENCES, S4D_LAYER_DIFFERENCES, h3_table_2
 
 DIFFERENCES = (
     "safari's timm cosine schedule warms up from 1e-6 and decays to 5e-5; memjax's warms up "
@@ -30,11 +30,11 @@ DIFFERENCES = (
     "a separate validation split of 500 (safari selects its checkpoint on the test split)",
     "sequences are drawn independently; safari makes them distinct within a split",
 )
-TRANSFORMER = Provenance(
-    "Fu et al. 2023, H3 (ICLR 2023), Table 2, Attention: HazyResearch/safari "
-    "configs/experiment/synthetics/induction_head/transformer.yaml",
-    DIFFERENCES,
-)
+SOURCES = {
+    "transformer": h3_table_2("Attention", "induction_head/transformer.yaml", DIFFERENCES),
+    "h3": h3_table_2("H3", "induction_head/h3.yaml", (*DIFFERENCES, *H3_LAYER_DIFFERENCES)),
+    "s4d": h3_table_2("S4D", "induction_head/s4d.yaml", (*DIFFERENCES, *S4D_LAYER_DIFFERENCES)),
+}
 
 
 def get_config(arg=None):
@@ -51,7 +51,7 @@ def get_config(arg=None):
         ),
         paper=safari_setup(epochs=400),
         smoke_options=dict(num_train=2000, num_validation=128, num_test=128),
-        sources={"transformer": TRANSFORMER},
+        sources=SOURCES,
         shared="H3's induction-head setup (HazyResearch/safari configs/experiment/synthetics/"
         "induction_head/base.yaml)",
     )

@@ -1,8 +1,8 @@
 """memjax: recurrent and attention memories compared under one roof."""
 
-from memjax import attention, cells, data, tasks
+from memjax import attention, cells, data, h3, tasks
 from memjax.scan import bidirectional, scan
 
 __version__ = "0.1.0"
 
-__all__ = ["attention", "bidirectional", "cells", "data", "scan", "tasks"]
+__all__ = ["attention", "bidirectional", "cells", "data", "h3", "scan", "tasks"]

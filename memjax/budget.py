@@ -34,10 +34,12 @@ def width_for_budget(
     """The width (a multiple of ``multiple``) whose ``build(width)`` is closest to ``target``.
 
     A model's parameter count is a quadratic ``n(d) = a d^2 + b d + c`` in its width ``d``
-    (matrices ``d x d``, vectors ``d``, fixed extras), so three abstract builds give ``a, b, c``
-    and the root of ``n(d) = target`` a first guess. Counts grow monotonically with width, so
-    a short walk from the guess then brackets the target between two measured widths and the
-    nearer one is returned: the answer always rests on measured counts, never on the fit.
+    (matrices ``d x d``, vectors ``d``, fixed extras; ``a = 0`` for a model of per-channel
+    parameters only), so three abstract builds give ``a, b, c`` and the root of
+    ``n(d) = target`` a first guess. Counts grow monotonically with width, so a search from the
+    guess (steps doubling until the target is bracketed, then bisection) finds the two measured
+    widths around the target and the nearer one is returned: the answer always rests on
+    measured counts, never on the fit.
     """
     if target < 1:
         raise ValueError(f"target must be a positive parameter count, got {target!r}")
@@ -53,13 +55,40 @@ def width_for_budget(
     top = max_width // multiple
     if count(top) < target:
         raise ValueError(f"target={target} parameters needs a width above max_width={max_width}")
-    xs = np.array([1.0, 2.0, 3.0])
-    a, b, c = np.polyfit(xs, [count(1), count(2), count(3)], 2)
-    roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9 and r.real > 0]
-    units = int(np.clip(round(max(roots, default=1.0)), 1, top))
-    while units > 1 and count(units) > target:
-        units -= 1
-    while units < top and count(units + 1) <= target:
-        units += 1
-    candidates = [u for u in (units, units + 1) if u <= top]
+    low = _largest_within(count, target, _fitted_guess(count, target, top), top)
+    candidates = [u for u in (low, low + 1) if u <= top]
     return multiple * min(candidates, key=lambda u: abs(count(u) - target))
+
+
+def _fitted_guess(count: Callable[[int], int], target: int, top: int) -> int:
+    """The width (in units) where the quadratic through the counts at 1, 2, 3 units meets
+    ``target``; a leading term that is float noise beside the linear one is taken as 0."""
+    a, b, c = np.polyfit(np.array([1.0, 2.0, 3.0]), [count(1), count(2), count(3)], 2)
+    if abs(a) <= 1e-9 * max(abs(b), 1.0):
+        root = (target - c) / b if b > 0 else 1.0
+    else:
+        roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9]
+        root = max((r for r in roots if r > 0), default=1.0)
+    return int(np.clip(round(root), 1, top))
+
+
+def _largest_within(count: Callable[[int], int], target: int, guess: int, top: int) -> int:
+    """The largest ``u`` in ``[1, top]`` with ``count(u) <= target`` (1 if none), for a
+    ``count`` that never decreases, searched from ``guess``."""
+    if count(guess) <= target:
+        low, step = guess, 1
+        while low + step <= top and count(low + step) <= target:
+            low, step = low + step, 2 * step
+        high = min(low + step, top + 1)  # count(high) > target, or past the top
+    else:
+        high, step = guess, 1
+        while high - step >= 1 and count(high - step) > target:
+            high, step = high - step, 2 * step
+        low = max(high - step, 0)  # count(low) <= target, or below the bottom
+    while high - low > 1:
+        middle = (low + high) // 2
+        if count(middle) <= target:
+            low = middle
+        else:
+            high = middle
+    return max(low, 1)

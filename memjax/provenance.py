@@ -140,3 +140,37 @@ def s5_release(script: str, *extra: str) -> Provenance:
         "with run_train.py's defaults",
         (*S5_DIFFERENCES, *extra),
     )
+
+
+SAFARI_WEIGHT_DECAY = (
+    "weight decay on matrices only; safari's synthetic runs set no optimizer_param_grouping, "
+    "so AdamW decays every ordinary parameter (biases, norms, embeddings, D)"
+)
+H3_LAYER_DIFFERENCES = (
+    "the shift SSM's B is fixed at e_0, its kernel the learned shift_c; safari trains B "
+    "(initialised to e_0) and convolves B with C, the same set of kernels parametrised "
+    "differently",
+    "the shift and diagonal SSMs run as a direct convolution and a recurrence; safari uses FFT "
+    "convolutions (the same maths, other rounding)",
+)
+"""Where memjax's ``h3`` (memjax/h3.py) differs from safari's H3 layer
+(src/models/sequence/h3.py, configs/model/layer/h3.yaml)."""
+S4D_LAYER_DIFFERENCES = (
+    "S4D-Lin initialisation; safari's s4d layer initialises S4D-Inv (scaling='inverse')",
+    "every channel has its own A and B; safari shares one A and B across channels, draws B "
+    "as a normalised random complex vector and folds it into C",
+    "the layer outputs SSM(u) + D u; safari's s4d layer adds a GELU and an output Linear H -> H",
+    "a recurrence; safari computes the kernel and an FFT convolution",
+)
+"""Where memjax's ``s4d`` (memjax/cells/s4d.py) differs from safari's S4D layer
+(src/models/sequence/ssm/s4d.py, configs/model/layer/s4d.yaml)."""
+
+
+def h3_table_2(model: str, config_file: str, differences: Sequence[str]) -> Provenance:
+    """A row of H3's Table 2 (Fu et al. 2023): ``model`` trained by safari's
+    ``configs/experiment/synthetics/<config_file>``, with ``differences``."""
+    return Provenance(
+        f"Fu et al. 2023, H3 (ICLR 2023), Table 2, {model}: HazyResearch/safari "
+        f"configs/experiment/synthetics/{config_file}",
+        (*differences, SAFARI_WEIGHT_DECAY),
+    )

@@ -24,7 +24,8 @@ class Variant:
     options: Mapping[str, Any]
     display: str
     published: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Table family -> the published row of the same model (``"lra"``, ``"h3"``)."""
+    """Table family -> the published row of the same model (``"lra"``, ``"h3"``,
+    ``"mnist1d"``)."""
     decoder_attention: str = ""
     """For sequence-to-sequence tasks: the attention of the decoder over the encoder states
     (``"bahdanau"``, Bahdanau et al. 2014); empty for none (or the Transformer's own)."""
@@ -48,7 +49,7 @@ VARIANTS: Mapping[str, Variant] = MappingProxyType(
                 h3="Attention",
             ),
             _variant("lstm", "lstm", "LSTM"),
-            _variant("gru", "gru", "GRU"),
+            _variant("gru", "gru", "GRU", mnist1d="GRU"),
             _variant("lstm_attention", "lstm", "LSTM + attention", decoder_attention="bahdanau"),
             _variant("gru_attention", "gru", "GRU + attention", decoder_attention="bahdanau"),
             _variant("rnn", "rnn", "RNN-Tanh", {"activation": "tanh"}, lra="RNN-Tanh"),
@@ -57,6 +58,8 @@ VARIANTS: Mapping[str, Variant] = MappingProxyType(
             _variant("minlstm", "minlstm", "minLSTM"),
             _variant("lru", "lru", "LRU", lra="LRU"),
             _variant("s5", "s5", "S5-style", lra="S5"),
+            _variant("s4d", "s4d", "S4D", h3="S4D"),
+            _variant("h3", "h3", "H3", h3="H3"),
             _variant("linear_attention", "linear_attention", "Linear attention"),
         )
     }

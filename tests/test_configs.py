@@ -50,7 +50,9 @@ def test_one_variant_table_names_every_variant_everywhere():
     for variant in variants.VARIANTS.values():
         assert variant.mixer in cells.names()
         for family, row in variant.published.items():
-            rows = {"lra": published.LRA, "h3": published.H3_RECALL}[family]
+            rows = {"lra": published.LRA, "h3": published.H3_RECALL, "mnist1d": published.MNIST1D}[
+                family
+            ]
             assert published.find(rows, row) is not None, (variant.name, row)
     assert set(variants.TABLE_DEFAULT) | set(variants.COMPARE_DEFAULT) <= set(variants.VARIANTS)
     with pytest.raises(ValueError, match=r"--variants: unknown model variant 'lsmt'.*'lstm'"):

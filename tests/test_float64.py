@@ -52,8 +52,14 @@ def case_id(case) -> str:
     return "-".join([name, *(f"{k}={v}" for k, v in hyper.items()), f"d{d_in}"])
 
 
+CHECKED_IN_THEIR_OWN_FILE = {"s4d", "h3"}
+"""tests/test_h3.py checks these against float64 NumPy evaluations of their papers' equations,
+in every mode, with padding and carries."""
+
+
 def test_cases_cover_every_registered_memory():
-    assert {name for name, _, _ in CASES} == set(memjax.cells.names())
+    names = {name for name, _, _ in CASES}
+    assert names | CHECKED_IN_THEIR_OWN_FILE == set(memjax.cells.names())
 
 
 def modes_of(cell) -> list[str]:

@@ -156,7 +156,8 @@ def test_scan_pallas_mode_refuses_a_nonlinear_cell():
 def test_scan_pallas_mode_equals_sequential(name):
     """Every linear cell through ``memjax.scan(mode="pallas")``: outputs, final carry and
     gradients equal the sequential scan's, with padding and a non-zero initial carry."""
-    cell = memjax.cells.get(name, hidden=4)
+    # S4D's default 32 modes per channel sum to float32 rounding above 1e-5 in the gradients.
+    cell = memjax.cells.get(name, hidden=4, **({"state_size": 8} if name == "s4d" else {}))
     params = cell.init(jax.random.key(0), 3)
     xs = jax.random.normal(jax.random.key(1), (2, 6, 3))
     mask = jnp.arange(6)[None] < jnp.array([[6], [4]])

@@ -206,6 +206,18 @@ def test_width_for_budget_returns_the_nearest_measured_width():
         budget.width_for_budget(build, 10**6, multiple=8, max_width=64)
 
 
+def test_width_for_budget_of_a_count_linear_in_width_measures_few_widths():
+    built = []
+
+    def build(d):  # 3 d + 5 parameters: per-channel vectors only (an S4D layer's shape)
+        built.append(d)
+        return nnx.Sequential(nnx.Embed(3, d, rngs=nnx.Rngs(0)), nnx.Embed(1, 5, rngs=nnx.Rngs(0)))
+
+    assert budget.width_for_budget(build, 574, multiple=2) == 190  # 575 is the nearest count
+    assert budget.width_for_budget(build, 7, multiple=2) == 2  # below the smallest width
+    assert len(set(built)) < 20  # a fit's float-noise leading term once walked thousands
+
+
 def test_bidirectional_mixer_adds_a_reversed_memory_with_its_own_parameters():
     rngs = nnx.Rngs(0)
     mixer = models.Mixer("lru", 8, rngs=rngs, bidirectional=True)

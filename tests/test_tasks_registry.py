@@ -14,6 +14,7 @@ PUBLISHED = {
     "image": ("tokens", 257, 1024, 10, "class", "accuracy", False),
     "mnist": ("tokens", 257, 784, 10, "class", "accuracy", False),
     "permuted_mnist": ("tokens", 257, 784, 10, "class", "accuracy", False),
+    "mnist1d": ("continuous", 1, 40, 10, "class", "accuracy", False),
     "pathfinder": ("tokens", 257, 1024, 2, "class", "accuracy", False),
     "pathx": ("tokens", 257, 16384, 2, "class", "accuracy", False),
     "copy": ("tokens", 11, 120, 11, "per_position", "accuracy", False),

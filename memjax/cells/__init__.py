@@ -3,7 +3,7 @@
 ``memjax.cells.get("lstm", hidden=256)`` builds a cell; ``memjax.cells.names()`` lists them.
 """
 
-from memjax.cells import gru, linear_attention, lru, lstm, mingru, rnn, ssm
+from memjax.cells import gru, linear_attention, lru, lstm, mingru, rnn, s4d, ssm
 from memjax.cells.base import Cell, LinearCell, Memory
 from memjax.cells.registry import get, lookup, names, register
 
@@ -21,5 +21,6 @@ __all__ = [
     "names",
     "register",
     "rnn",
+    "s4d",
     "ssm",
 ]

@@ -24,8 +24,11 @@ Tables:
              lengths, beside LRA's Table 2; measured here, one device, one at a time.
   synthetic  MQAR by length and width; induction heads and associative recall; selective
              copying; copying and adding by lag.
-  scan       SCAN (Lake & Baroni 2018) exact match by split, encoder-decoders
-             (--variants lstm,gru_attention,lstm_attention,transformer).
+  scan       SCAN (Lake & Baroni 2018) exact match by split, oracle-length exact match and
+             decoding cost of encoder-decoders (lstm, gru_attention, transformer by default).
+  h3         H3's Table 2 (Fu et al. 2023): induction head and associative recall.
+  mqar       Zoology's MQAR (Arora et al. 2023, Figure 2) at L = 64, 128 and widths 64, 128.
+  mnist1d    MNIST-1D (Greydanus & Kobak 2024), plain and shuffled, beside its README's table.
 """
 
 from __future__ import annotations
@@ -41,7 +44,13 @@ from etils import epath
 from memjax import config as config_lib
 from memjax import paths, variants
 from memjax.experiments import scan_plot
-from memjax.experiments.definitions import TABLES, TRAINED_TABLES, all_runs, only_columns
+from memjax.experiments.definitions import (
+    TABLE_VARIANTS,
+    TABLES,
+    TRAINED_TABLES,
+    all_runs,
+    only_columns,
+)
 from memjax.experiments.execute import choose_job, launch_runs, missing_data, summary_path
 from memjax.experiments.render import latex, markdown, to_json
 from memjax.experiments.results import Document, collect
@@ -149,8 +158,10 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (not lra_speed)")
     parser.add_argument(
         "--variants",
-        default=",".join(variants.TABLE_DEFAULT),
-        help=f"model variants, of {', '.join(variants.VARIANTS)}",
+        default=None,
+        help=f"model variants, of {', '.join(variants.VARIANTS)}; default "
+        f"{','.join(variants.TABLE_DEFAULT)}, or for "
+        + "; ".join(f"{name}: {','.join(chosen)}" for name, chosen in TABLE_VARIANTS.items()),
     )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
@@ -169,7 +180,8 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     if args.seeds < 1 or args.jobs < 1:
         parser.error(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
     try:
-        args.variants = variants.parse_list(args.variants)
+        chosen = args.variants or ",".join(TABLE_VARIANTS.get(args.name, variants.TABLE_DEFAULT))
+        args.variants = variants.parse_list(chosen)
     except ValueError as error:
         parser.error(str(error))
     if any(key == "train.seed" for key, _ in args.overrides):

@@ -37,6 +37,8 @@ SOURCES = {
     "Models (H3, ICLR 2023), Table 2",
     "gu2023": "Gu and Dao 2023, Mamba: Linear-Time Sequence Modeling with Selective State "
     "Spaces, Table 1 (S4 and S6: no gate; H3: H3 architecture with S4)",
+    "greydanus2024": "Greydanus and Kobak 2024, Scaling down Deep Learning with MNIST-1D "
+    "(ICML 2024); the results table of the dataset's README (greydanus/mnist1d)",
     "lake2018": "Lake and Baroni 2018, Generalization without Systematicity: On the "
     "Compositional Skills of Sequence-to-Sequence Recurrent Networks (ICML 2018), Experiments "
     "1-3 (mean of 5 runs)",
@@ -73,6 +75,16 @@ MAMBA_SELECTIVE_COPY = (
     PublishedRow("H3", "gu2023", ("57.0",)),
 )
 
+
+MNIST1D_COLUMNS = ("MNIST-1D", "shuffled")
+MNIST1D = (
+    PublishedRow("Logistic regression", "greydanus2024", ("32", "32")),
+    PublishedRow("MLP", "greydanus2024", ("68", "68")),
+    PublishedRow("CNN", "greydanus2024", ("94", "56")),
+    PublishedRow("GRU", "greydanus2024", ("91", "57")),
+    PublishedRow("Human", "greydanus2024", ("96", None)),
+)
+"""Test accuracy (%), as the dataset's README prints it, unshuffled and with shuffle_seq."""
 
 SCAN_SPLITS = ("simple", "length", "addprim_jump", "addprim_turn_left")
 """The column order of the SCAN rows below (the task option ``split``)."""

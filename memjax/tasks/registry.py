@@ -15,6 +15,7 @@ from memjax.tasks import (
     induction,
     listops,
     mnist,
+    mnist1d,
     mqar,
     pathfinder,
     retrieval,
@@ -31,6 +32,7 @@ _FACTORIES: dict[str, Callable[..., Task]] = {
     "image": image.make,
     "mnist": mnist.make,
     "permuted_mnist": mnist.make_permuted,
+    "mnist1d": mnist1d.make,
     "pathfinder": pathfinder.make,
     "pathx": functools.partial(pathfinder.make, resolution=128),  # Path-X
     "copy": copying.make,

@@ -1,0 +1,103 @@
+"""MNIST-1D (Greydanus & Kobak 2024, "Scaling down deep learning with MNIST-1D", ICML): classify
+40-step real-valued digit sequences into 10 classes; ``shuffle_seq`` shuffles the positions.
+
+Paper setup (``gru``), read at greydanus/mnist1d HEAD 7878d96: ``notebooks/models.py``
+``GRUBase(..., hidden_size=6, time_steps=40, bidirectional=True)`` (one bidirectional torch GRU
+layer of 6 units per direction; its outputs at all 40 steps flattened into one linear layer;
+5,134 parameters) trained by ``notebooks/train.py`` ``train_model`` with ``get_model_args()``
+(``'learning_rate': 1e-2``, ``'weight_decay': 0``, ``'batch_size': 100``; ``optim.Adam``, so
+torch's betas (0.9, 0.999) and eps 1e-8, a constant rate, no clipping, no dropout) for
+``args.total_steps = 6000`` steps, as ``notebooks/mnist1d-classification.ipynb`` sets it. The
+README's table (test accuracy): logistic regression 32%, MLP 68%, CNN 94%, GRU 91%, human 96%;
+with the sequence shuffled 32, 68, 56, 57 and ~30%. The notebook shuffles with its own
+permutation (``np.random.seed(42)``, ``permutation(40)``), not the package's ``shuffle_seq``
+one this task uses: both are one fixed permutation of the 40 positions, but not the same one.
+
+Every other memory (``transformer``, ``lstm``, ``mingru``, ``lru``, ``s5``,
+``linear_attention`` ...) trains with the same setup and model shape (one layer, no MLP,
+bidirectional except the Transformer, whose attention already sees both ways; attention with
+2 heads, so that its width may be any even number) at the memjax GRU's parameter count
+(``param_budget``,
+:data:`PARAMETER_BUDGET`); no paper ran them on MNIST-1D. Smoke scale keeps the GRU at the
+paper's one layer of width 6 (smaller than memjax's smoke model) and trains for a few steps.
+Usage: ``--config configs/mnist1d.py:gru``.
+"""
+
+from memjax.config import parse_arg, task_config
+from memjax.provenance import Provenance
+
+HIDDEN = 6
+"""``GRUBase(hidden_size=6)``: units per direction of the paper's GRU."""
+
+PARAMETER_BUDGET = 574
+"""The parameter count of memjax's ``gru`` at the paper setup (tests/test_tasks_mnist1d.py
+checks it), which every other variant is sized to."""
+
+SOURCE = (
+    "Greydanus & Kobak 2024, MNIST-1D (ICML 2024), README table (GRU 91%): greydanus/mnist1d "
+    "notebooks/models.py GRUBase(hidden_size=6, bidirectional=True) trained by "
+    "notebooks/train.py get_model_args() and train_model for 6000 steps "
+    "(notebooks/mnist1d-classification.ipynb)"
+)
+DIFFERENCES = (
+    "model: memjax's block around the cell: a linear input projection 1 -> 6 before the GRU "
+    "(with the GRU's input weights still an affine map of the scalar input, as the paper's), "
+    "a pre-norm LayerNorm and a residual connection; the paper feeds the scalar input to the "
+    "GRU directly, with no norm and no residual",
+    "bidirectional outputs are summed (memjax.scan.bidirectional); the paper's torch GRU "
+    "concatenates the two directions",
+    "readout: the mean over the 40 steps then a linear head 6 -> 10 (574 parameters in all); "
+    "the paper flattens all 40 x 12 outputs into a linear head 480 -> 10 (4,810 of its 5,134 "
+    "parameters)",
+    "initialisation: memjax's GRU (LeCun-normal input weights, orthogonal recurrent weights, "
+    "zero biases, one recurrent bias b_hn) and flax's Linear; torch's GRU and Linear draw "
+    "every weight and both bias vectors from U(-1/sqrt(fan), 1/sqrt(fan))",
+    "training order: memjax reshuffles the training rows every epoch; the paper reads them in "
+    "the package's fixed order, batch (step * 100) % 4000",
+    "validation: 10% of the training rows (400) are held out, so memjax trains on 3,600; the "
+    "paper trains on all 4,000 and reports the test accuracy of its last step, memjax that of "
+    "the best validation checkpoint",
+    "6,000 updates; the paper's loop runs range(total_steps + 1), 6,001 updates",
+)
+SHARED = (
+    "the MNIST-1D paper's GRU training (greydanus/mnist1d notebooks/train.py: Adam, lr 1e-2, "
+    "batch 100, 6,000 steps) and model shape (one bidirectional layer, no MLP), at the memjax "
+    "GRU's parameter count"
+)
+
+
+def get_config(arg=None):
+    config = task_config(
+        "mnist1d",
+        arg,
+        options=dict(shuffle_seq=False, val_percent=10, seed=0),
+        paper=dict(
+            batch_size=100,
+            steps=6000,
+            lr=1e-2,
+            schedule="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            clip_norm=0.0,
+            b1=0.9,
+            b2=0.999,
+            depth=1,
+            mlp="none",
+            dropout=0.0,
+            bidirectional=True,
+            final_norm=False,
+            heads=2,
+            param_budget=PARAMETER_BUDGET,
+        ),
+        per_variant={
+            "gru": dict(d_model=HIDDEN, param_budget=0),
+            "transformer": dict(bidirectional=False),
+        },
+        sources={"gru": Provenance(SOURCE, DIFFERENCES)},
+        shared=SHARED,
+        smoke_options={},
+    )
+    variant, scale = parse_arg(arg)
+    if variant == "gru" and scale == "smoke":  # the paper's GRU is smaller than smoke's model
+        config.model.update(d_model=HIDDEN, depth=1)
+    return config

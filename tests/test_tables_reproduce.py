@@ -1,0 +1,59 @@
+"""The CPU reproductions' tables (h3, mqar, mnist1d): runs they expand into, end to end at smoke
+scale, published rows beside ours."""
+
+from __future__ import annotations
+
+from memjax import experiments, variants
+from memjax.experiments import cli, definitions
+from memjax.experiments.runs import Plan
+from memjax.tasks import mqar
+
+TINY = ["--set", "train.steps=2", "--set", "train.eval_every=2"]
+
+
+def test_each_table_has_its_own_default_variants():
+    args, _ = cli.parse(["scan"])
+    assert args.variants == ("lstm", "gru_attention", "transformer")
+    args, _ = cli.parse(["lra"])
+    assert args.variants == variants.TABLE_DEFAULT
+    args, _ = cli.parse(["h3", "--variants", "h3,s4d"])
+    assert args.variants == ("h3", "s4d")
+
+
+def test_mqar_table_is_zoologys_smallest_figure2_cells():
+    (section,) = definitions.mqar_table(Plan("paper", 1, ("lstm",), ()))
+    assert section.columns == ("L=64", "L=128")
+    assert [row.label for row in section.rows] == ["LSTM, width 64", "LSTM, width 128"]
+    figure2 = {length: (pairs, batch) for length, pairs, batch in mqar.FIGURE2}
+    for row, width in zip(section.rows, (64, 128), strict=True):
+        for cell, length in zip(row.cells, (64, 128), strict=True):
+            config = cell.runs[0].load()
+            pairs, batch = figure2[length]
+            assert (config.task.options.length, config.task.options.num_kv_pairs) == (length, pairs)
+            assert config.model.d_model == width and config.model.depth == 2
+            assert config.task.options.random_non_queries is False
+            assert config.train.batch_size == batch
+            assert config.train.steps == mqar.figure2_steps(batch)  # 64 epochs
+
+
+def test_h3_table_end_to_end_beside_h3s_table_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    experiments.main(["h3", "--variants", "h3", *TINY])
+    md = (tmp_path / "out" / "tables" / "h3.md").read_text()
+    assert "| model | Induction head | Associative recall |" in md
+    assert "| Attention (published [1]) | 100 | 100 |" in md
+    assert "pub. 100 [1]" in md and "pub. 99.8 [1]" in md  # H3's row beside ours
+    assert "1. Fu et al. 2023" in md
+    (section,) = definitions.h3(Plan("paper", 1, ("s4d", "transformer", "lstm"), ()))
+    beside = [[cell.published for cell in row.cells] for row in section.rows]
+    assert beside == [["35.6", "86.0"], ["100", "100"], [None, None]]
+
+
+def test_mnist1d_table_end_to_end_beside_the_readme(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    experiments.main(["mnist1d", "--variants", "gru", *TINY])
+    md = (tmp_path / "out" / "tables" / "mnist1d.md").read_text()
+    assert "| model | MNIST-1D | shuffled |" in md
+    assert "pub. 91 [1]" in md and "pub. 57 [1]" in md
+    assert "| Human (published [1]) | 96 | – |" in md
+    assert "1. Greydanus and Kobak 2024" in md
