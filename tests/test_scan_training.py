@@ -98,10 +98,15 @@ def test_scan_table_end_to_end_beside_lake_and_baroni(tmp_path, monkeypatch):
         for path in (tmp_path / "runs").glob("**/summary.json")
     ]
     assert len(reports) == 2  # one run per split asked for
+    wall = next(s for s in sections if s.startswith("SCAN: wall time per run"))
     for section, key in ((speed, "decode_tokens_per_s"), (state, "state_bytes_per_sequence")):
         assert "| GRU + attention (-style) |" in section
         for report in reports:  # one seed: the cell is that run's number
             assert f" {report[key]:.0f} " in section
+    walls = [
+        json.loads(p.read_text())["wall_s"] for p in (tmp_path / "runs").glob("**/summary.json")
+    ]
+    assert all(f" {seconds:.0f} " in wall for seconds in walls)
     assert "carries `--set` overrides that its config's setup does not: train.steps=2" in md
     assert (tmp_path / "out" / "tables" / "scan_by_length.png").stat().st_size > 0
     with pytest.raises(SystemExit, match="--columns: \\['jump'\\] not in this table"):

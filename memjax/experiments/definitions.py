@@ -370,6 +370,16 @@ def scan(plan: Plan) -> tuple[Section, ...]:
             ),
         ),
         Section(
+            "SCAN: wall time per run (s: training, evaluations and the final report)",
+            "count",
+            columns,
+            relabel(rows("wall_s", {})),
+            notes=(
+                "On the device named above, with the runs that shared it at the same time "
+                "(--jobs).",
+            ),
+        ),
+        Section(
             "SCAN: bytes one sequence holds while decoding (at the split's longest source "
             "and target)",
             "count",
