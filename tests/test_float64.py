@@ -83,17 +83,6 @@ MODE_CASES = [
 CARRY_CASES = [param for param in MODE_CASES if param.values[1] != "remat"]
 
 
-@pytest.fixture
-def x64():
-    """``jax_enable_x64`` on for one test, restored afterwards."""
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
-
-
 def build(case):
     """The memory, its float32 parameters (as ``init`` makes them) and their float64 copy."""
     name, hyper, d_in = case

@@ -26,17 +26,6 @@ TOL64 = dict(rtol=1e-10, atol=1e-10)
 S4D_KEYS = ("a_re_log", "a_im", "log_dt", "b_re", "b_im", "c_re", "c_im", "d")
 
 
-@pytest.fixture
-def x64():
-    """``jax_enable_x64`` on for one test, restored afterwards."""
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", before)
-
-
 def build(name, d_in, seed=0, **hyper):
     """The memory and its parameters moved off their initial values (as float32, as a model
     holds them), with their float64 copy."""
