@@ -8,14 +8,16 @@ Every field can then be overridden from the command line as ``--config.model.d_m
 Layout of a config (the trainer reads nothing else)::
 
     task:     name, options (passed to memjax.tasks.get)
-    model:    mixer, mixer_options, d_model, depth, mlp, mlp_expand, norm, dropout, pooling,
-              dtype, mode, remat (0: off; K: keep the state every K steps and recompute the
+    model:    mixer, mixer_options, d_model, depth, mlp, mlp_expand, norm, dropout, pooling
+              (mean | last | cls | flatten: every step's features into the head), dtype,
+              mode, remat (0: off; K: keep the state every K steps and recompute the
               steps between in the backward pass), unroll (0: per backend, see
               memjax.scan.resolve_unroll),
               param_budget (0: use d_model; else size d_model to it),
               bidirectional (a backward pass over each valid prefix, added to the forward
               one; classification only), bidirectional_form ("independent": a second memory
-              with its own parameters; "shared": S5's, same Lambda and B, two C's, one D),
+              with its own parameters; "shared": S5's, same Lambda and B, two C's, one D;
+              "concat": two memories of width d_model / 2, outputs side by side, torch's),
               norm (layernorm | rmsnorm | batchnorm), norm_position (pre | post), final_norm,
               activation (after the mixer: none | gelu | half_glu1 | half_glu2 | full_glu),
               bn_momentum, dropout_time_shared, positional (none | sinusoidal | learned: added

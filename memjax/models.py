@@ -59,8 +59,8 @@ NORM_POSITIONS = ("pre", "post")
 MLPS = ("mlp", "glu", "none")
 ACTIVATIONS = ("none", "gelu", "half_glu1", "half_glu2", "full_glu")
 POSITIONS = ("none", "sinusoidal", "learned")
-BIDIRECTIONAL = (False, True, "independent", "shared")
-POOLINGS = ("mean", "last", "cls")
+BIDIRECTIONAL = (False, True, "independent", "shared", "concat")
+POOLINGS = ("mean", "last", "cls", "flatten")
 INPUT_KINDS = ("tokens", "continuous")
 
 
@@ -80,13 +80,16 @@ class Mixer(nnx.Module):
     exposes the memory's streaming face with the same parameters.
 
     ``bidirectional`` (S5's and LRU's LRA setup; no streaming face) follows
-    :func:`memjax.scan.bidirectional` with ``combine="sum"``: a forward pass and a pass from
+    :func:`memjax.scan.bidirectional` with ``combine="sum"`` (``"concat"`` for the form of that
+    name): a forward pass and a pass from
     each sequence's last valid step back to its first, added::
 
         True / "independent":  y = M(x; theta_fwd) + M_reverse(x; theta_bwd)
                                (two memories of the same kind, each its own parameters and D)
         "shared" (S5's form, diagonal SSMs only):
                                y = out_scale * (Re(h_fwd C_fwd) + Re(h_bwd C_bwd)) + D x
+        "concat" (torch's ``bidirectional=True``): y = [M(x; theta_fwd), M_reverse(x; theta_bwd)]
+                               (two memories of width D / 2, outputs side by side: D even)
 
     where ``h_fwd`` and ``h_bwd`` run the same ``lambda`` and ``B x`` forwards and backwards
     (S5: ``C~ [H, 2P]``, ``s5/ssm.py: apply_ssm``); ``C_bwd`` is drawn like ``C`` and ``D``
@@ -107,7 +110,14 @@ class Mixer(nnx.Module):
     ):
         if bidirectional not in BIDIRECTIONAL:
             raise ValueError(f"bidirectional must be one of {BIDIRECTIONAL}, got {bidirectional!r}")
-        self.memory: Memory = cells.get(name, hidden=d_model, **dict(options or {}))
+        self.concat = bidirectional == "concat"
+        if self.concat and d_model % 2:
+            raise ValueError(
+                f"bidirectional='concat' puts two memories of width d_model / 2 side by side; "
+                f"d_model must be even, got {d_model}"
+            )
+        hidden = d_model // 2 if self.concat else d_model
+        self.memory: Memory = cells.get(name, hidden=hidden, **dict(options or {}))
         self.params = nnx.data(self._tagged(self.memory.init(rngs.params(), d_model)))
         self.shared = bidirectional == "shared"
         if self.shared:
@@ -164,8 +174,10 @@ class Mixer(nnx.Module):
         options = dict(mask=mask, mode=self.mode, remat=self.remat, unroll=self.unroll)
         if self.backward_params is None:
             return memjax_scan(self.memory, self.values(), x, **options)[0]
+        backward = self.values(True)
+        combine = "concat" if self.concat else "sum"
         return bidirectional_scan(
-            self.memory, self.values(), self.memory, self.values(True), x, combine="sum", **options
+            self.memory, self.values(), self.memory, backward, x, combine=combine, **options
         )
 
     def step(self, carry: Any, x_t: Array) -> tuple[Any, Array]:
@@ -396,12 +408,17 @@ class Encoder(nnx.Module):
 
 
 def pool(h: Array, mask: Array | None, how: str) -> Array:
-    """``[B, T, D] -> [B, D]``: mean over valid steps, the last valid step, or step 0 (CLS)."""
+    """``[B, T, D] -> [B, D]``: mean over valid steps, the last valid step, or step 0 (CLS);
+    ``"flatten"``: every step's features side by side, ``[B, T * D]`` (padded steps zeroed),
+    ``out[:, t * D + i] = h[:, t, i]``."""
     _check_choice("pooling", how, POOLINGS)
     if how == "cls":
         return h[:, 0]
     if mask is None:
         mask = jnp.ones(h.shape[:2], bool)
+    if how == "flatten":
+        h = jnp.where(mask[..., None], h, jnp.zeros((), h.dtype))
+        return h.reshape(h.shape[0], -1)
     if how == "mean":
         weights = mask.astype(h.dtype)[..., None]
         return (h * weights).sum(1) / jnp.maximum(weights.sum(1), 1)
@@ -415,10 +432,25 @@ class SequenceFeatures(nnx.Module):
 
     ``pooling="cls"`` needs a memory that lets step 0 see later steps (non-causal attention, or
     ``bidirectional=True``): through a causal memory the CLS token would see only itself.
+    ``pooling="flatten"`` (MNIST-1D's GRU: all outputs into one linear head) needs ``length``,
+    the fixed number of steps: its features are ``[B, length * D]`` (:attr:`width`).
     """
 
-    def __init__(self, mixer: str, *, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any):
+    def __init__(
+        self,
+        mixer: str,
+        *,
+        pooling: str = "mean",
+        length: int | None = None,
+        rngs: nnx.Rngs,
+        **encoder: Any,
+    ):
         _check_choice("pooling", pooling, POOLINGS)
+        if pooling == "flatten" and (not isinstance(length, int) or length < 1):
+            raise ValueError(
+                f"pooling='flatten' needs length, the fixed number of steps, a positive int; "
+                f"got length={length!r}"
+            )
         self.encoder = Encoder(mixer, rngs=rngs, **encoder)
         memory = self.encoder.blocks[0].mixer.memory
         causal = getattr(memory, "causal", True) and not encoder.get("bidirectional", False)
@@ -429,7 +461,8 @@ class SequenceFeatures(nnx.Module):
                 "'last', bidirectional=True, or a non-causal memory (attention, causal=False)"
             )
         d_model = encoder["d_model"]
-        self.pooling = pooling
+        self.pooling, self.length = pooling, length
+        self.width = d_model * length if pooling == "flatten" else d_model
         self.cls = (
             nnx.Param(jax.random.normal(rngs.params(), (d_model,)) * 0.02)
             if pooling == "cls"
@@ -444,6 +477,11 @@ class SequenceFeatures(nnx.Module):
             x = jnp.concatenate([token, x], axis=1)
             if mask is not None:
                 mask = jnp.concatenate([jnp.ones((mask.shape[0], 1), bool), mask], axis=1)
+        if self.pooling == "flatten" and x.shape[1] != self.length:
+            raise ValueError(
+                f"pooling='flatten' was built for length={self.length} steps, got inputs of "
+                f"{x.shape[1]} steps"
+            )
         return pool(self.encoder(x, mask, embedded=True), mask, self.pooling)
 
     def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
@@ -454,10 +492,17 @@ class SequenceClassifier(SequenceFeatures):
     """:class:`SequenceFeatures` and a linear head: ``inputs -> logits [B, num_classes]``."""
 
     def __init__(
-        self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any
+        self,
+        mixer: str,
+        *,
+        num_classes: int,
+        pooling: str = "mean",
+        length: int | None = None,
+        rngs: nnx.Rngs,
+        **encoder: Any,
     ):
-        super().__init__(mixer, pooling=pooling, rngs=rngs, **encoder)
-        self.head = nnx.Linear(encoder["d_model"], num_classes, rngs=rngs)
+        super().__init__(mixer, pooling=pooling, length=length, rngs=rngs, **encoder)
+        self.head = nnx.Linear(self.width, num_classes, rngs=rngs)
 
     def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
         return self.head(self.features(inputs, mask)).astype(jnp.float32)
@@ -473,6 +518,12 @@ class DualEncoder(nnx.Module):
     def __init__(
         self, mixer: str, *, num_classes: int, pooling: str = "mean", rngs: nnx.Rngs, **encoder: Any
     ):
+        if pooling == "flatten":
+            raise ValueError(
+                "pooling='flatten' is for one fixed-length sequence (SequenceClassifier); the "
+                "dual encoder compares pooled features of width d_model: expected 'mean', "
+                "'last' or 'cls'"
+            )
         self.tower = SequenceFeatures(mixer, pooling=pooling, rngs=rngs, **encoder)
         d_model = encoder["d_model"]
         self.hidden = nnx.Linear(4 * d_model, d_model, rngs=rngs)

@@ -20,6 +20,8 @@ from memjax import budget, cells, decoding, models
 from memjax.seq2seq import TRANSFORMER, Seq2Seq
 from memjax.tasks.spec import BOS, TaskSpec
 
+BIDIRECTIONAL_FORMS = ("independent", "shared", "concat")
+
 Batch = dict[str, Any]
 """A batch of numpy or jax arrays by name (``inputs``, ``mask``, ``label`` ...)."""
 
@@ -77,11 +79,20 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
             return models.PerPositionHead(
                 model_config.mixer, num_classes=num_classes, d_model=d_model, rngs=rngs, **encoder
             )
-        cls = models.DualEncoder if spec.paired else models.SequenceClassifier
-        return cls(
+        if spec.paired:
+            return models.DualEncoder(
+                model_config.mixer,
+                num_classes=num_classes,
+                pooling=model_config.pooling,
+                d_model=d_model,
+                rngs=rngs,
+                **encoder,
+            )
+        return models.SequenceClassifier(
             model_config.mixer,
             num_classes=num_classes,
             pooling=model_config.pooling,
+            length=spec.max_length if model_config.pooling == "flatten" else None,
             d_model=d_model,
             rngs=rngs,
             **encoder,
@@ -89,7 +100,8 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
 
     d_model = model_config.d_model
     if model_config.param_budget:
-        multiple = width_multiple(model_config.mixer, mixer_options)
+        halves = encoder["bidirectional"] == "concat"
+        multiple = width_multiple(model_config.mixer, mixer_options, halves=halves)
         d_model = budget.width_for_budget(build, int(model_config.param_budget), multiple=multiple)
     return build(d_model)
 
@@ -185,20 +197,23 @@ def sequence_sums(
 
 
 def _bidirectional(model_config: ml_collections.ConfigDict) -> bool | str:
-    """``models.Mixer``'s ``bidirectional``: False, True (independent) or "shared" (S5's)."""
+    """``models.Mixer``'s ``bidirectional``: False, True (independent), "shared" (S5's) or
+    "concat" (two half-width memories side by side, torch's)."""
     form = model_config.get("bidirectional_form", "independent")
-    if form not in ("independent", "shared"):
+    if form not in BIDIRECTIONAL_FORMS:
         raise ValueError(
-            f"config.model.bidirectional_form must be 'independent' or 'shared', got {form!r}"
+            f"config.model.bidirectional_form must be one of {BIDIRECTIONAL_FORMS}, got {form!r}"
         )
     if not model_config.bidirectional:
         return False
-    return "shared" if form == "shared" else True
+    return True if form == "independent" else form
 
 
-def width_multiple(mixer: str, mixer_options: dict[str, Any]) -> int:
-    """Widths a budget search may try: even, and a multiple of what the memory needs (heads)."""
-    return math.lcm(2, cells.lookup(mixer).width_multiple(**mixer_options))
+def width_multiple(mixer: str, mixer_options: dict[str, Any], *, halves: bool = False) -> int:
+    """Widths a budget search may try: even, and a multiple of what the memory needs (heads);
+    with ``halves`` (``bidirectional_form="concat"``), twice that, as each memory has half."""
+    needed = cells.lookup(mixer).width_multiple(**mixer_options)
+    return math.lcm(2, 2 * needed if halves else needed)
 
 
 def loss_sums(logits: jax.Array, batch: Batch, spec: TaskSpec) -> dict[str, jax.Array]:

@@ -69,6 +69,39 @@ def test_pooling_against_direct_evaluation():
     np.testing.assert_allclose(models.pool(h, mask, "cls"), h[:, 0])
 
 
+def test_flatten_pooling_puts_every_step_side_by_side():
+    h = jax.random.normal(jax.random.key(0), (2, 5, 3))
+    mask = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    flat = np.asarray(models.pool(h, mask, "flatten"))
+    expected = np.asarray(h).copy()
+    expected[0, 3:] = 0.0  # padded steps read as zeros
+    np.testing.assert_array_equal(flat, expected.reshape(2, 15))
+    np.testing.assert_array_equal(flat[1, 3 * 4 : 3 * 5], h[1, 4])  # out[:, t*D + i] = h[:, t, i]
+
+
+def test_flatten_classifier_is_one_linear_head_over_all_outputs():
+    model = classifier("gru", pooling="flatten", length=TIME)
+    x = tokens()
+    h = model.encoder(x)
+    expected = h.reshape(BATCH, -1) @ model.head.kernel[...] + model.head.bias[...]
+    assert model.head.kernel.shape == (TIME * 16, CLASSES)
+    np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="built for length=7 steps, got inputs of 4 steps"):
+        model(x[:, :4])
+    with pytest.raises(ValueError, match="pooling='flatten' needs length.*got length=None"):
+        classifier("gru", pooling="flatten")
+    with pytest.raises(ValueError, match="pooling='flatten' is for one fixed-length sequence"):
+        models.DualEncoder(
+            "gru",
+            num_classes=2,
+            pooling="flatten",
+            d_model=8,
+            depth=1,
+            vocab_size=VOCAB,
+            rngs=nnx.Rngs(0),
+        )
+
+
 def test_cls_pooling_with_bidirectional_attention():
     model = classifier("attention", pooling="cls", mixer_options={"causal": False})
     assert model(tokens()).shape == (BATCH, CLASSES)
@@ -257,6 +290,26 @@ def test_bidirectional_mixer_is_the_sum_of_scan_bidirectional_halves(form):
         np.testing.assert_array_equal(mixer.values(True)["d"], 0.0)
         np.testing.assert_array_equal(mixer.values(True)["nu_log"], mixer.values()["nu_log"])
         np.testing.assert_array_equal(mixer.values(True)["b_re"], mixer.values()["b_re"])
+
+
+def test_concat_bidirectional_puts_two_half_width_memories_side_by_side():
+    """torch's bidirectional GRU: [forward outputs, outputs of the reversed valid prefix]."""
+    mixer = models.Mixer("gru", 8, rngs=nnx.Rngs(2), bidirectional="concat")
+    assert mixer.memory.hidden == 4
+    xs = jax.random.normal(jax.random.key(6), (BATCH, TIME, 8))
+    lengths = [TIME, 3]
+    mask = jnp.arange(TIME)[None] < jnp.array(lengths)[:, None]
+    out = np.asarray(mixer(xs, mask))
+    assert out.shape == (BATCH, TIME, 8)
+    for b, n in enumerate(lengths):
+        prefix = xs[b : b + 1, :n]
+        forward = memjax.scan(mixer.memory, mixer.values(), prefix)[0][0]
+        flipped = memjax.scan(mixer.memory, mixer.values(True), prefix[:, ::-1])[0][0]
+        np.testing.assert_allclose(out[b, :n, :4], forward, atol=1e-6)
+        np.testing.assert_allclose(out[b, :n, 4:], flipped[::-1], atol=1e-6)
+        np.testing.assert_array_equal(out[b, n:], 0.0)
+    with pytest.raises(ValueError, match="d_model must be even, got 7"):
+        models.Mixer("gru", 7, rngs=nnx.Rngs(0), bidirectional="concat")
 
 
 def test_shared_bidirectional_needs_a_diagonal_ssm():
