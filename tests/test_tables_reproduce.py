@@ -4,7 +4,8 @@ scale, published rows beside ours."""
 from __future__ import annotations
 
 from memjax import experiments, variants
-from memjax.experiments import cli, definitions
+from memjax.experiments import cli, definitions, table_plot
+from memjax.experiments.results import Block, Document, Entry, Line
 from memjax.experiments.runs import Plan
 from memjax.tasks import mqar
 
@@ -44,6 +45,7 @@ def test_h3_table_end_to_end_beside_h3s_table_2(tmp_path, monkeypatch):
     assert "| Attention (published [1]) | 100 | 100 |" in md
     assert "pub. 100 [1]" in md and "pub. 99.8 [1]" in md  # H3's row beside ours
     assert "1. Fu et al. 2023" in md
+    assert (tmp_path / "out" / "tables" / "h3.png").read_bytes()[:4] == b"\x89PNG"
     (section,) = definitions.h3(Plan("paper", 1, ("s4d", "transformer", "lstm"), ()))
     beside = [[cell.published for cell in row.cells] for row in section.rows]
     assert beside == [["35.6", "86.0"], ["100", "100"], [None, None]]
@@ -57,3 +59,16 @@ def test_mnist1d_table_end_to_end_beside_the_readme(tmp_path, monkeypatch):
     assert "pub. 91 [1]" in md and "pub. 57 [1]" in md
     assert "| Human (published [1]) | 96 | – |" in md
     assert "1. Greydanus and Kobak 2024" in md
+
+
+def test_table_figure_needs_a_finished_run(tmp_path):
+    def document(mean):
+        ours = Line("GRU", "ours", (Entry(mean=mean, std=1.0, seeds=3, published="91"),))
+        paper = Line("CNN", "published", (Entry(published="94"),), "greydanus2024")
+        return Document("t", "cmd", "d", [Block("accuracy", ("MNIST-1D",), (ours, paper), 2)])
+
+    assert not table_plot.plot(document(None), tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+    assert table_plot.plot(document(88.5), tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    assert table_plot._number("99.8") == 99.8 and table_plot._number("–") is None

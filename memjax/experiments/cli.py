@@ -43,7 +43,7 @@ from etils import epath
 
 from memjax import config as config_lib
 from memjax import paths, variants
-from memjax.experiments import scan_plot
+from memjax.experiments import scan_plot, table_plot
 from memjax.experiments.definitions import (
     TABLE_VARIANTS,
     TABLES,
@@ -229,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> Document:
     print(f"wrote {out / args.name}.md, .tex and .json")
     if args.name == "scan" and scan_plot.plot(TRAINED_TABLES["scan"](plan)[0], runs_dir, figure):
         print(f"wrote {figure}")
+    bars = out / f"{args.name}.png"
+    if args.name in TRAINED_TABLES and args.name != "scan" and table_plot.plot(doc, bars):
+        print(f"wrote {bars}")
     failed = [label for label in doc.problems if label.startswith(PROBLEM_PREFIX["failed"])]
     if failed:
         raise SystemExit(f"memjax table: failures {', '.join(failed)}; see {out / args.name}.md")
