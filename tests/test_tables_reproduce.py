@@ -3,6 +3,10 @@ scale, published rows beside ours."""
 
 from __future__ import annotations
 
+import json
+
+from etils import epath
+
 from memjax import experiments, variants
 from memjax.experiments import cli, definitions, table_plot
 from memjax.experiments.results import Block, Document, Entry, Line
@@ -46,6 +50,7 @@ def test_h3_table_end_to_end_beside_h3s_table_2(tmp_path, monkeypatch):
     assert "pub. 100 [1]" in md and "pub. 99.8 [1]" in md  # H3's row beside ours
     assert "1. Fu et al. 2023" in md
     assert (tmp_path / "out" / "tables" / "h3.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "out" / "tables" / "h3_curves.png").read_bytes()[:4] == b"\x89PNG"
     (section,) = definitions.h3(Plan("paper", 1, ("s4d", "transformer", "lstm"), ()))
     beside = [[cell.published for cell in row.cells] for row in section.rows]
     assert beside == [["35.6", "86.0"], ["100", "100"], [None, None]]
@@ -72,3 +77,14 @@ def test_table_figure_needs_a_finished_run(tmp_path):
     assert table_plot.plot(document(88.5), tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
     assert table_plot._number("99.8") == 99.8 and table_plot._number("–") is None
+
+
+def test_validation_curves_are_read_from_metrics(tmp_path):
+    lines = [
+        {"step": 2, "loss": 1.0},
+        {"step": 2, "val_metric": 0.25},
+        {"step": 4, "val_metric": 0.5},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert table_plot.validation_curve(epath.Path(tmp_path)) == {2: 25.0, 4: 50.0}
+    assert table_plot.validation_curve(epath.Path(tmp_path / "absent")) == {}

@@ -229,9 +229,13 @@ def main(argv: Sequence[str] | None = None) -> Document:
     print(f"wrote {out / args.name}.md, .tex and .json")
     if args.name == "scan" and scan_plot.plot(TRAINED_TABLES["scan"](plan)[0], runs_dir, figure):
         print(f"wrote {figure}")
-    bars = out / f"{args.name}.png"
-    if args.name in TRAINED_TABLES and args.name != "scan" and table_plot.plot(doc, bars):
-        print(f"wrote {bars}")
+    if args.name in TRAINED_TABLES and args.name != "scan":
+        bars, curves = out / f"{args.name}.png", out / f"{args.name}_curves.png"
+        if table_plot.plot(doc, bars):
+            print(f"wrote {bars}")
+        first = TRAINED_TABLES[args.name](plan)[0]
+        if first.metric == "accuracy" and table_plot.plot_curves(first, runs_dir, curves):
+            print(f"wrote {curves}")
     failed = [label for label in doc.problems if label.startswith(PROBLEM_PREFIX["failed"])]
     if failed:
         raise SystemExit(f"memjax table: failures {', '.join(failed)}; see {out / args.name}.md")

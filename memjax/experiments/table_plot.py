@@ -1,10 +1,15 @@
-"""A trained table's figure: each memory's accuracy (mean ± std over seeds) beside the published
-number of the same model, one panel per column of the table's first block."""
+"""A trained table's figures: each memory's accuracy (mean ± std over seeds) beside the published
+number of the same model, and its validation curves, one panel per column of the first block."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from etils import epath
+
+from memjax.experiments.definitions import Section
+from memjax.experiments.execute import summary_path
 from memjax.experiments.results import Block, Document
 
 
@@ -55,6 +60,60 @@ def plot(doc: Document, path: Path) -> bool:
     axes[0].set_yticks(range(len(labels)), labels)
     axes[0].invert_yaxis()
     fig.suptitle(block.title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def validation_curve(run_dir: epath.Path) -> dict[int, float]:
+    """``{step: validation accuracy %}`` from a run's ``metrics.jsonl`` (empty if absent)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return {}
+    records = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {r["step"]: 100.0 * r["val_metric"] for r in records if "val_metric" in r}
+
+
+def mean_curves(section: Section, runs_dir: epath.Path, column: int) -> dict[str, dict]:
+    """Row label -> ``{step: mean validation accuracy %}`` over the seeds of ``column`` whose
+    runs finished (a step is kept when every finished seed evaluated it)."""
+    curves = {}
+    for row in section.rows:
+        finished = [
+            validation_curve(summary_path(runs_dir, run).parent)
+            for run in row.cells[column].runs
+            if summary_path(runs_dir, run).exists()
+        ]
+        if finished:
+            steps = sorted(set.intersection(*(set(curve) for curve in finished)))
+            curves[row.label] = {
+                step: sum(curve[step] for curve in finished) / len(finished) for step in steps
+            }
+    return curves
+
+
+def plot_curves(section: Section, runs_dir: epath.Path, path: Path) -> bool:
+    """Validation accuracy against training step, one line per memory (mean over seeds), one
+    panel per column; False (nothing written) when no run finished."""
+    panels = [mean_curves(section, runs_dir, i) for i in range(len(section.columns))]
+    if not any(panels):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for axis, header, curves in zip(axes[0], section.columns, panels, strict=True):
+        for label, curve in curves.items():
+            axis.plot(list(curve), list(curve.values()), marker=".", label=label)
+        axis.set_title(header)
+        axis.set_xlabel("training step")
+        axis.set_ylabel("validation accuracy (%), mean over seeds")
+        axis.set_ylim(-2, 102)
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
