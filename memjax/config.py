@@ -18,7 +18,7 @@ Layout of a config (the trainer reads nothing else)::
               one; classification only), bidirectional_form ("independent": a second memory
               with its own parameters; "shared": S5's, same Lambda and B, two C's, one D;
               "concat": two memories of width d_model / 2, outputs side by side, torch's),
-              norm (layernorm | rmsnorm | batchnorm), norm_position (pre | post), final_norm,
+              norm (layernorm | rmsnorm | batchnorm | none), norm_position (pre | post), final_norm,
               activation (after the mixer: none | gelu | half_glu1 | half_glu2 | full_glu),
               bn_momentum, dropout_time_shared, positional (none | sinusoidal | learned: added
               once after the embedding); see memjax.models

@@ -13,9 +13,9 @@ or post-norm (``"post"``): ``u = norm_1(x + act(mixer(x)))``, ``y = norm_2(u + d
     "none" (default): d(h)          "gelu": g          "half_glu1": d(g * sigmoid(W g))
     "half_glu2": d(h * sigmoid(W g))                   "full_glu": d(W_1 g * sigmoid(W_2 g))
 
-S5's layer is ``mlp="none"`` with one of these. ``norm`` is "layernorm", "rmsnorm" or
-"batchnorm" (S5's ``--batchnorm``): BatchNorm normalises each feature over the valid (unpadded)
-steps of the batch in training and keeps running averages (``bn_momentum``, flax's convention:
+S5's layer is ``mlp="none"`` with one of these. ``norm`` is "layernorm", "rmsnorm",
+"batchnorm" (S5's ``--batchnorm``) or "none" (the identity). BatchNorm normalises each feature
+over the valid (unpadded) steps of the batch in training and keeps running averages (``bn_momentum``, flax's convention:
 ``avg <- momentum * avg + (1 - momentum) * batch``) in ``nnx.BatchStat`` variables, which
 evaluation (``model.eval()``) uses. Its statistics are those of one device's micro-batch
 (no cross-device mean). ``dropout_time_shared=True`` draws one dropout mask per sequence and
@@ -54,7 +54,7 @@ from memjax.scan import bidirectional as bidirectional_scan
 from memjax.scan import scan as memjax_scan
 
 Array = jax.Array
-NORMS = ("layernorm", "rmsnorm", "batchnorm")
+NORMS = ("layernorm", "rmsnorm", "batchnorm", "none")
 NORM_POSITIONS = ("pre", "post")
 MLPS = ("mlp", "glu", "none")
 ACTIVATIONS = ("none", "gelu", "half_glu1", "half_glu2", "full_glu")
@@ -205,16 +205,21 @@ class FeedForward(nnx.Module):
 
 def _norm(
     kind: str, d_model: int, dtype: Any, rngs: nnx.Rngs, bn_momentum: float = 0.95
-) -> nnx.Module:
+) -> nnx.Module | None:
     _check_choice("norm", kind, NORMS)
+    if kind == "none":
+        return None
     if kind == "batchnorm":
         return nnx.BatchNorm(d_model, momentum=bn_momentum, epsilon=1e-5, dtype=dtype, rngs=rngs)
     cls = nnx.LayerNorm if kind == "layernorm" else nnx.RMSNorm
     return cls(d_model, dtype=dtype, rngs=rngs)
 
 
-def apply_norm(norm: nnx.Module, x: Array, mask: Array | None) -> Array:
-    """``norm(x)``; a BatchNorm takes its training statistics over the valid steps only."""
+def apply_norm(norm: nnx.Module | None, x: Array, mask: Array | None) -> Array:
+    """``norm(x)`` (``x`` for ``norm="none"``); a BatchNorm takes its training statistics over
+    the valid steps only."""
+    if norm is None:
+        return x
     if isinstance(norm, nnx.BatchNorm):
         return norm(x, mask=None if mask is None else mask[..., None])
     return norm(x)

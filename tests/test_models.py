@@ -69,6 +69,17 @@ def test_pooling_against_direct_evaluation():
     np.testing.assert_allclose(models.pool(h, mask, "cls"), h[:, 0])
 
 
+def test_norm_none_is_the_identity():
+    plain = classifier("gru", norm="none")
+    assert plain.encoder.blocks[0].norm_mixer is None and plain.encoder.norm is None
+    x = tokens()
+    block = plain.encoder.blocks[0]
+    embedded = plain.encoder.embed_inputs(x)
+    after = embedded + block.mixer(embedded)
+    after = after + block.mlp(after)
+    np.testing.assert_allclose(block(embedded), after, rtol=1e-6, atol=1e-6)
+
+
 def test_flatten_pooling_puts_every_step_side_by_side():
     h = jax.random.normal(jax.random.key(0), (2, 5, 3))
     mask = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)

@@ -127,14 +127,14 @@ def test_gru_config_is_the_papers_and_the_others_share_its_parameter_count():
     gru = config_lib.load(f"{CONFIG}:gru")
     model = gru.model
     assert (model.d_model, model.depth, model.bidirectional, model.mlp) == (12, 1, True, "none")
-    assert (model.bidirectional_form, model.pooling) == ("concat", "flatten")
+    assert (model.bidirectional_form, model.pooling, model.norm) == ("concat", "flatten", "none")
     assert (gru.train.batch_size, gru.train.steps, gru.optim.lr) == (100, 6000, 1e-2)
     assert (gru.optim.schedule, gru.optim.warmup_steps, gru.optim.clip_norm) == ("constant", 0, 0)
     assert (gru.optim.weight_decay, gru.optim.b1, gru.optim.b2) == (0.0, 0.9, 0.999)
     assert "GRUBase" in gru.provenance.source and gru.provenance.differences
     spec = tasks.get("mnist1d").spec
     built = build_model(model, spec, 0)
-    assert budget.param_count(built) == module.PARAMETER_BUDGET == 5554
+    assert budget.param_count(built) == module.PARAMETER_BUDGET == 5530
     assert (built.encoder.blocks[0].mixer.memory.hidden, built.head.in_features) == (6, 480)
     paper_gru = 2 * 3 * (6 * 1 + 6 * 6 + 6 + 6)  # torch.nn.GRU(1, 6, bidirectional=True)
     paper_head = 40 * 12 * 10 + 10
@@ -150,5 +150,5 @@ def test_gru_smoke_run_trains_and_tests(tmp_path):
     config = config_lib.load(f"{CONFIG}:gru,smoke", [("parallel", "none")])
     assert (config.model.d_model, config.model.depth, config.train.steps) == (12, 1, 60)
     summary = train.train_and_evaluate(config, tmp_path, progress=False)
-    assert (summary["step"], summary["param_count"]) == (60, 5554)
+    assert (summary["step"], summary["param_count"]) == (60, 5530)
     assert 0.0 <= summary["test_at_best"] <= 1.0
