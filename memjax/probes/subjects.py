@@ -120,7 +120,9 @@ def mixer_inputs(encoder: models.Encoder, x: Array) -> list[Layer]:
     """Each block's memory with its parameters and the input it sees, ``norm_1(x_l)``."""
     found = []
     for block in encoder.blocks:
-        found.append((block.mixer.memory, block.mixer.values(), models.apply_norm(block.norm_mixer, x, None)))
+        found.append(
+            (block.mixer.memory, block.mixer.values(), models.apply_norm(block.norm_mixer, x, None))
+        )
         x = block(x)
     return found
 
