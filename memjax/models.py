@@ -15,8 +15,8 @@ or post-norm (``"post"``): ``u = norm_1(x + act(mixer(x)))``, ``y = norm_2(u + d
 
 S5's layer is ``mlp="none"`` with one of these. ``norm`` is "layernorm", "rmsnorm",
 "batchnorm" (S5's ``--batchnorm``) or "none" (the identity). BatchNorm normalises each feature
-over the valid (unpadded) steps of the batch in training and keeps running averages (``bn_momentum``, flax's convention:
-``avg <- momentum * avg + (1 - momentum) * batch``) in ``nnx.BatchStat`` variables, which
+over the valid (unpadded) steps of the batch in training and keeps running averages
+(``bn_momentum``, flax's convention: ``avg <- momentum * avg + (1 - momentum) * batch``) in ``nnx.BatchStat`` variables, which
 evaluation (``model.eval()``) uses. Its statistics are those of one device's micro-batch
 (no cross-device mean). ``dropout_time_shared=True`` draws one dropout mask per sequence and
 feature, shared by all steps (S5's ``broadcast_dims=[0]`` over time).
