@@ -14,16 +14,16 @@ permutation (``np.random.seed(42)``, ``permutation(40)``), not the package's ``s
 one this task uses: both are one fixed permutation of the 40 positions, but not the same one.
 
 memjax's ``gru`` is that model: width 12, two GRUs of 6 units side by side
-(``bidirectional_form="concat"``), every step's 12 outputs flattened into a linear head
-480 -> 10 (``pooling="flatten"``), no norm (``norm="none"``: a LayerNorm over the 12 copies
-of one scalar would keep little more than its sign); 5,530 parameters, the paper's 5,134 plus
-memjax's block around the cell (``DIFFERENCES``). Every other memory (``transformer``,
-``lstm``, ``mingru``, ``lru``, ``s5``, ``linear_attention`` ...) trains with the same setup and model shape (one
-layer, no MLP, the flattened head, bidirectional by concatenation except the Transformer, whose
-attention already sees both ways; attention with 2 heads, so that its width may be any even
-number) at the memjax GRU's parameter count (``param_budget``, :data:`PARAMETER_BUDGET`); no
-paper ran them on MNIST-1D. Smoke scale keeps the GRU at the paper's one layer of 2 x 6 units
-(smaller than memjax's smoke model) and trains for a few steps.
+(``bidirectional_form="concat"``), every step's 12 outputs flattened into a linear head 480 ->
+10 (``pooling="flatten"``), no norm (``norm="none"``: a LayerNorm over the 12 copies of one
+scalar would keep little more than its sign); 5,530 parameters, the paper's 5,134 plus memjax's
+block around the cell (``DIFFERENCES``). Every other memory (``transformer``, ``lstm``,
+``mingru``, ``lru``, ``s5``, ``linear_attention`` ...) trains with the same setup and model
+shape (one layer, no MLP, the flattened head, bidirectional by concatenation except the
+Transformer, whose attention already sees both ways; attention with 2 heads, so that its width
+may be any even number) at the memjax GRU's parameter count (``param_budget``,
+:data:`PARAMETER_BUDGET`); no paper ran them on MNIST-1D. Smoke scale keeps the GRU at the
+paper's one layer of 2 x 6 units (smaller than memjax's smoke model) and trains for a few steps.
 Usage: ``--config configs/mnist1d.py:gru``.
 """
 

@@ -13,13 +13,13 @@ or post-norm (``"post"``): ``u = norm_1(x + act(mixer(x)))``, ``y = norm_2(u + d
     "none" (default): d(h)          "gelu": g          "half_glu1": d(g * sigmoid(W g))
     "half_glu2": d(h * sigmoid(W g))                   "full_glu": d(W_1 g * sigmoid(W_2 g))
 
-S5's layer is ``mlp="none"`` with one of these. ``norm`` is "layernorm", "rmsnorm",
-"batchnorm" (S5's ``--batchnorm``) or "none" (the identity). BatchNorm normalises each feature
-over the valid (unpadded) steps of the batch in training and keeps running averages
-(``bn_momentum``, flax's convention: ``avg <- momentum * avg + (1 - momentum) * batch``) in ``nnx.BatchStat`` variables, which
-evaluation (``model.eval()``) uses. Its statistics are those of one device's micro-batch
-(no cross-device mean). ``dropout_time_shared=True`` draws one dropout mask per sequence and
-feature, shared by all steps (S5's ``broadcast_dims=[0]`` over time).
+S5's layer is ``mlp="none"`` with one of these. ``norm`` is "layernorm", "rmsnorm", "batchnorm"
+(S5's ``--batchnorm``) or "none" (the identity). BatchNorm normalises each feature over the
+valid (unpadded) steps of the batch in training and keeps running averages (``bn_momentum``,
+flax's convention: ``avg <- momentum * avg + (1 - momentum) * batch``) in ``nnx.BatchStat``
+variables, which evaluation (``model.eval()``) uses. Its statistics are those of one device's
+micro-batch (no cross-device mean). ``dropout_time_shared=True`` draws one dropout mask per
+sequence and feature, shared by all steps (S5's ``broadcast_dims=[0]`` over time).
 
 :class:`Encoder` embeds inputs (tokens through an embedding table, continuous inputs through a
 linear layer) and stacks blocks; :class:`SequenceFeatures` pools it; :class:`SequenceClassifier`,
