@@ -95,9 +95,10 @@ def mean_curves(section: Section, runs_dir: epath.Path, column: int) -> dict[str
 
 def plot_curves(section: Section, runs_dir: epath.Path, path: Path) -> bool:
     """Validation accuracy against training step, one line per memory (mean over seeds), one
-    panel per column; False (nothing written) when no run finished."""
-    panels = [mean_curves(section, runs_dir, i) for i in range(len(section.columns))]
-    if not any(panels):
+    panel per column with a finished run; False (nothing written) when no run finished."""
+    found = [(h, mean_curves(section, runs_dir, i)) for i, h in enumerate(section.columns)]
+    panels = [(header, curves) for header, curves in found if curves]
+    if not panels:
         return False
     import matplotlib
 
@@ -105,7 +106,7 @@ def plot_curves(section: Section, runs_dir: epath.Path, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for axis, header, curves in zip(axes[0], section.columns, panels, strict=True):
+    for axis, (header, curves) in zip(axes[0], panels, strict=True):
         for label, curve in curves.items():
             axis.plot(list(curve), list(curve.values()), marker=".", label=label)
         axis.set_title(header)
