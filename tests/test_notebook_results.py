@@ -83,5 +83,7 @@ def test_results_notebook_executes_on_a_tiny_runs_folder(tmp_path, monkeypatch):
     assert "44 finished runs" in text and "1 table(s)" in text
     assert "| mqar-lstm-smoke-" in shown and "## MQAR (Zoology)" in shown
     assert "| Attention (published [1]) | 100 | 100 |" in shown
-    assert len(images) == 4  # learning curves; H3 and Mamba beside published bars; the figure
+    # learning curves; H3 and Mamba beside published bars; the three figures in the folder
+    assert len(images) == 6
     assert "### scan_by_length.png" in shown
+    assert "### synthetic.png" in shown and "### synthetic_curves.png" in shown
