@@ -101,6 +101,12 @@ def encode(
     if spec.target == "per_position":
         targets, _ = _pad(spec, example["targets"], np.int32, example_id, truncate)
         loss_mask, _ = _pad(spec, example["loss_mask"], bool, example_id, truncate)
+        scored = int(loss_mask.sum())
+        if spec.scored_positions and scored > spec.scored_positions:
+            raise ValueError(
+                f"example {example_id} of task {spec.name!r} scores {scored} positions; "
+                f"expected at most the task's scored_positions={spec.scored_positions}"
+            )
         return {"inputs": inputs, "mask": mask, "targets": targets, "loss_mask": loss_mask}
     if spec.target == "sequence":
         targets, target_mask = _sequence_targets(spec, example["targets"], example_id)

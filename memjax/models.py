@@ -546,14 +546,23 @@ class DualEncoder(nnx.Module):
 
 
 class PerPositionHead(nnx.Module):
-    """Encoder and a per-step linear head: ``inputs -> logits [B, T, num_classes]``."""
+    """Encoder and a per-step linear head: ``inputs -> logits [B, T, num_classes]``.
+
+    With ``positions`` (int [B, K]) the head reads only those steps of each sequence:
+    ``logits[b, k] = head(features[b, positions[b, k]])``, [B, K, num_classes].
+    """
 
     def __init__(self, mixer: str, *, num_classes: int, rngs: nnx.Rngs, **encoder: Any):
         self.encoder = Encoder(mixer, rngs=rngs, **encoder)
         self.head = nnx.Linear(encoder["d_model"], num_classes, rngs=rngs)
 
-    def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
-        return self.head(self.encoder(inputs, mask)).astype(jnp.float32)
+    def __call__(
+        self, inputs: Array, mask: Array | None = None, positions: Array | None = None
+    ) -> Array:
+        features = self.encoder(inputs, mask)
+        if positions is not None:
+            features = jnp.take_along_axis(features, positions[..., None], axis=1)
+        return self.head(features).astype(jnp.float32)
 
 
 def memories(model: nnx.Module) -> list[tuple[Memory, Any]]:

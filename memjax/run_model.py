@@ -216,6 +216,26 @@ def width_multiple(mixer: str, mixer_options: dict[str, Any], *, halves: bool = 
     return math.lcm(2, 2 * needed if halves else needed)
 
 
+def task_sums(model: nnx.Module, batch: Batch, spec: TaskSpec) -> dict[str, jax.Array]:
+    """``loss_sums`` of a classifier, dual encoder or per-position model on ``batch``.
+
+    A per-position task with ``spec.scored_positions = K`` computes the head at K steps per
+    sequence only: ``positions = argsort(~loss_mask)[:, :K]`` (stable, so the scored steps in
+    order, then unscored ones whose ``loss_mask`` stays False), and targets and ``loss_mask``
+    gathered there. The sums equal those of the full [B, L, C] logits.
+    """
+    if spec.target == "per_position" and spec.scored_positions:
+        order = jnp.argsort(~batch["loss_mask"], axis=1, stable=True)
+        positions = order[:, : spec.scored_positions]
+        scored = {
+            **batch,
+            "targets": jnp.take_along_axis(batch["targets"], positions, axis=1),
+            "loss_mask": jnp.take_along_axis(batch["loss_mask"], positions, axis=1),
+        }
+        return loss_sums(model(batch["inputs"], batch["mask"], positions=positions), scored, spec)
+    return loss_sums(model(batch["inputs"], batch["mask"]), batch, spec)
+
+
 def loss_sums(logits: jax.Array, batch: Batch, spec: TaskSpec) -> dict[str, jax.Array]:
     """Per-batch sums: ``loss`` (cross-entropy or squared error), ``correct``, ``count``.
 

@@ -24,7 +24,7 @@ from flax import nnx
 
 from memjax import data, parallel
 from memjax.preemption import Preempted
-from memjax.run_model import Batch, loss_sums, sequence_sums
+from memjax.run_model import Batch, sequence_sums, task_sums
 from memjax.tasks.spec import TaskSpec
 
 
@@ -63,7 +63,7 @@ def make_steps(
                 model, batch, train=train, teacher_forcing=teacher_forcing, key=forcing_key
             )
         else:
-            sums = loss_sums(model(batch["inputs"], batch["mask"]), batch, spec)
+            sums = task_sums(model, batch, spec)
         return sums, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
 
     def total(tree):

@@ -133,6 +133,7 @@ def make(
         target="per_position",
         metric="accuracy",
         decode=TokenDecoder(names, compress=[FILLER]),
+        scored_positions=num_kv_pairs,  # every key is queried once
     )
     gen = functools.partial(generate, **params)
     return Task(spec, lambda split: GeneratedSource("mqar", split, sizes[split], seed, gen, params))

@@ -66,6 +66,11 @@ class TaskSpec:
       max_target_length: M, the length targets are padded to, EOS included (sequence tasks
         only, else 0).
       decode_target: turns target ids [m] into readable text (sequence tasks only).
+      scored_positions: K, the most ``loss_mask`` positions any one sequence has (per-position
+        tasks only; 0 when not bounded). With K > 0 the loss gathers those K positions before
+        the output head, so the head computes logits [B, K, C] instead of [B, L, C] (MQAR
+        scores its K queries of L tokens over a vocabulary of 8192). ``memjax.data`` refuses
+        an example with more.
     """
 
     name: str
@@ -83,6 +88,7 @@ class TaskSpec:
     decode_target: Callable[[np.ndarray], str] | None = dataclasses.field(
         default=None, compare=False, repr=False
     )
+    scored_positions: int = 0
 
     def __post_init__(self) -> None:
         check_choice("input_kind", self.input_kind, ("tokens", "continuous"))
@@ -92,6 +98,14 @@ class TaskSpec:
             raise ValueError(f"vocab_size={self.vocab_size} for a token task; expected >= 2")
         if self.input_kind == "continuous" and self.channels < 1:
             raise ValueError(f"channels={self.channels} for a continuous task; expected >= 1")
+        if self.scored_positions and not (
+            self.target == "per_position" and 0 < self.scored_positions <= self.max_length
+        ):
+            raise ValueError(
+                f"scored_positions={self.scored_positions} for target={self.target!r} and "
+                f"max_length={self.max_length}; expected 0, or 1..max_length for target="
+                "'per_position'"
+            )
         if self.target == "sequence":
             self._check_sequence()
         elif self.target_vocab_size or self.max_target_length or self.decode_target:
