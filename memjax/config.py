@@ -19,6 +19,8 @@ Layout of a config (the trainer reads nothing else)::
               with its own parameters; "shared": S5's, same Lambda and B, two C's, one D;
               "concat": two memories of width d_model / 2, outputs side by side, torch's),
               norm (layernorm | rmsnorm | batchnorm | none), norm_position (pre | post), final_norm,
+              input_projection (False: continuous inputs go to the first memory as they are),
+              residual (False: no skip connection around the mixer),
               activation (after the mixer: none | gelu | half_glu1 | half_glu2 | full_glu),
               bn_momentum, dropout_time_shared, positional (none | sinusoidal | learned: added
               once after the embedding); see memjax.models
@@ -86,6 +88,8 @@ def base_config() -> ml_collections.ConfigDict:
             ),
             "norm_position": "pre",
             "final_norm": True,
+            "input_projection": True,
+            "residual": True,
             "activation": "none",
             "bn_momentum": 0.95,
             "dropout_time_shared": False,
@@ -525,6 +529,8 @@ MODEL_KEYS = (
     "bidirectional_form",
     "norm_position",
     "final_norm",
+    "input_projection",
+    "residual",
     "activation",
     "bn_momentum",
     "dropout_time_shared",

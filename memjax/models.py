@@ -7,6 +7,8 @@ A :class:`Block` is the residual unit shared by Transformers and deep RNNs/SSMs;
     y = u + dropout(mlp(norm_2(u)))            mlp: D -> expand*D -> D (GELU), a GLU, or none
 
 or post-norm (``"post"``): ``u = norm_1(x + act(mixer(x)))``, ``y = norm_2(u + dropout(mlp(u)))``.
+``residual=False`` drops the mixer's skip connection, ``u = act(mixer(norm_1(x)))`` (the MNIST-1D
+paper's GRU reads only the memory's outputs).
 ``act`` is what follows the mixer (``activation``, S5's ``activation_fn``, ``s5/layers.py``), with
 ``d = dropout``, ``g = d(gelu(h))`` and ``W, W_1, W_2`` dense ``D -> D`` layers with biases::
 
@@ -22,7 +24,9 @@ micro-batch (no cross-device mean). ``dropout_time_shared=True`` draws one dropo
 sequence and feature, shared by all steps (S5's ``broadcast_dims=[0]`` over time).
 
 :class:`Encoder` embeds inputs (tokens through an embedding table, continuous inputs through a
-linear layer) and stacks blocks; :class:`SequenceFeatures` pools it; :class:`SequenceClassifier`,
+linear layer, or none: ``input_projection=False`` feeds continuous inputs ``[B, T, C]`` to the
+first block's memory as they are, which then needs ``residual=False`` unless ``C == D``) and
+stacks blocks; :class:`SequenceFeatures` pools it; :class:`SequenceClassifier`,
 :class:`DualEncoder` and :class:`PerPositionHead` put task heads on it. Parameters are float32;
 ``dtype`` sets the compute dtype of activations (float32 or bfloat16). Recurrent states stay
 float32 (see :mod:`memjax.cells.base`).
@@ -107,6 +111,7 @@ class Mixer(nnx.Module):
         remat: bool | int = False,
         unroll: int | str = "auto",
         bidirectional: bool | str = False,
+        d_in: int | None = None,
     ):
         if bidirectional not in BIDIRECTIONAL:
             raise ValueError(f"bidirectional must be one of {BIDIRECTIONAL}, got {bidirectional!r}")
@@ -118,7 +123,8 @@ class Mixer(nnx.Module):
             )
         hidden = d_model // 2 if self.concat else d_model
         self.memory: Memory = cells.get(name, hidden=hidden, **dict(options or {}))
-        self.params = nnx.data(self._tagged(self.memory.init(rngs.params(), d_model)))
+        d_in = d_model if d_in is None else d_in
+        self.params = nnx.data(self._tagged(self.memory.init(rngs.params(), d_in)))
         self.shared = bidirectional == "shared"
         if self.shared:
             if not isinstance(self.memory, DiagonalSSM):
@@ -126,11 +132,11 @@ class Mixer(nnx.Module):
                     f"bidirectional='shared' (S5's form: shared Lambda and B, two C's, one D) "
                     f"needs a diagonal SSM (s5, lru), got {name!r}; use bidirectional=True"
                 )
-            second = self.memory.init(rngs.params(), d_model)
+            second = self.memory.init(rngs.params(), d_in)
             readout = {k: second[k] for k in ("c_re", "c_im")}
             self.backward_params = nnx.data(self._tagged(readout))
         elif bidirectional:
-            self.backward_params = nnx.data(self._tagged(self.memory.init(rngs.params(), d_model)))
+            self.backward_params = nnx.data(self._tagged(self.memory.init(rngs.params(), d_in)))
         else:
             self.backward_params = None
         self.mode, self.remat, self.unroll = mode, remat, unroll
@@ -253,7 +259,11 @@ class MixerActivation(nnx.Module):
 
 
 class Block(nnx.Module):
-    """Residual block: mixer, then feed-forward, pre- or post-norm (see module docstring)."""
+    """Residual block: mixer, then feed-forward, pre- or post-norm (see module docstring).
+
+    ``d_in`` (default ``d_model``): the width of the block's input, which only a block without
+    the mixer's residual (``residual=False``) may change.
+    """
 
     def __init__(
         self,
@@ -275,11 +285,21 @@ class Block(nnx.Module):
         remat: bool | int = False,
         unroll: int | str = "auto",
         bidirectional: bool | str = False,
+        residual: bool = True,
+        d_in: int | None = None,
     ):
         _check_choice("mlp", mlp, MLPS)
         _check_choice("norm_position", norm_position, NORM_POSITIONS)
-        self.post_norm = norm_position == "post"
-        self.norm_mixer = _norm(norm, d_model, dtype, rngs, bn_momentum)
+        d_in = d_model if d_in is None else d_in
+        if residual and d_in != d_model:
+            raise ValueError(
+                f"a residual block adds its input to the mixer's output, so its input width "
+                f"must be d_model={d_model}; got d_in={d_in} (expected residual=False)"
+            )
+        if not residual and norm_position == "post":
+            raise ValueError("residual=False is a pre-norm form; expected norm_position='pre'")
+        self.post_norm, self.residual = norm_position == "post", residual
+        self.norm_mixer = _norm(norm, d_in, dtype, rngs, bn_momentum)
         self.mixer = Mixer(
             mixer,
             d_model,
@@ -289,6 +309,7 @@ class Block(nnx.Module):
             remat=remat,
             unroll=unroll,
             bidirectional=bidirectional,
+            d_in=d_in,
         )
         self.norm_mlp = _norm(norm, d_model, dtype, rngs, bn_momentum) if mlp != "none" else None
         self.mlp = (
@@ -305,7 +326,8 @@ class Block(nnx.Module):
             if self.mlp is not None:
                 x = apply_norm(self.norm_mlp, x + self.dropout(self.mlp(x)), mask)
             return x
-        x = x + self.activation(self.mixer(apply_norm(self.norm_mixer, x, mask), mask))
+        mixed = self.activation(self.mixer(apply_norm(self.norm_mixer, x, mask), mask))
+        x = x + mixed if self.residual else mixed
         if self.mlp is not None:
             x = x + self.dropout(self.mlp(apply_norm(self.norm_mlp, x, mask)))
         return x
@@ -319,6 +341,8 @@ class Encoder(nnx.Module):
     ``float [B, T, C]`` a linear layer from ``channels`` features. ``positional`` adds
     positions once after the embedding (module docstring; ``max_length`` rows for "learned").
     ``final_norm=False`` leaves out the norm after the last block (S5's encoder has none).
+    ``input_projection=False`` (continuous inputs only) has no linear layer: the first block's
+    memory reads the ``channels`` input features (module docstring).
     """
 
     def __init__(
@@ -335,9 +359,16 @@ class Encoder(nnx.Module):
         positional: str = "none",
         max_length: int | None = None,
         final_norm: bool = True,
+        input_projection: bool = True,
         **block_options: Any,
     ):
         _check_choice("input_kind", input_kind, INPUT_KINDS)
+        if not input_projection and (input_kind != "continuous" or positional != "none"):
+            raise ValueError(
+                f"input_projection=False feeds continuous inputs to the first memory as they "
+                f"are; expected input_kind='continuous' and positional='none', got "
+                f"input_kind={input_kind!r}, positional={positional!r}"
+            )
         _check_choice("positional", positional, POSITIONS)
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive int, got {depth!r}")
@@ -352,8 +383,11 @@ class Encoder(nnx.Module):
                 raise ValueError(
                     f"channels must be a positive int for continuous inputs, got {channels!r}"
                 )
-            self.embed = nnx.Linear(channels, d_model, dtype=dtype, rngs=rngs)
+            self.embed = (
+                nnx.Linear(channels, d_model, dtype=dtype, rngs=rngs) if input_projection else None
+            )
         self.input_kind, self.dtype, self.positional = input_kind, dtype, positional
+        self.channels = channels if input_kind == "continuous" else None
         if positional == "learned":
             if not isinstance(max_length, int) or max_length < 1:
                 raise ValueError(
@@ -363,8 +397,19 @@ class Encoder(nnx.Module):
             self.positions = TableParam(table)
         else:
             self.positions = None
+        first_width = d_model if input_projection else channels
         self.blocks = nnx.List(
-            [Block(mixer, d_model, rngs=rngs, dtype=dtype, **block_options) for _ in range(depth)]
+            [
+                Block(
+                    mixer,
+                    d_model,
+                    rngs=rngs,
+                    dtype=dtype,
+                    d_in=first_width if layer == 0 else d_model,
+                    **block_options,
+                )
+                for layer in range(depth)
+            ]
         )
         norm = block_options.get("norm", "layernorm")
         momentum = block_options.get("bn_momentum", 0.95)
@@ -383,6 +428,8 @@ class Encoder(nnx.Module):
             raise ValueError(
                 f"inputs must be continuous [batch, time, channels], got shape {inputs.shape}"
             )
+        if self.embed is None:
+            return inputs.astype(self.dtype)
         return self.embed(inputs).astype(self.dtype)
 
     def add_positions(self, x: Array) -> Array:

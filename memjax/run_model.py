@@ -58,6 +58,8 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
         bidirectional=_bidirectional(model_config),
         norm_position=model_config.get("norm_position", "pre"),
         final_norm=bool(model_config.get("final_norm", True)),
+        input_projection=bool(model_config.get("input_projection", True)),
+        residual=bool(model_config.get("residual", True)),
         activation=model_config.get("activation", "none"),
         bn_momentum=float(model_config.get("bn_momentum", 0.95)),
         dropout_time_shared=bool(model_config.get("dropout_time_shared", False)),

@@ -323,6 +323,57 @@ def test_concat_bidirectional_puts_two_half_width_memories_side_by_side():
         models.Mixer("gru", 7, rngs=nnx.Rngs(0), bidirectional="concat")
 
 
+def test_bare_encoder_is_the_memory_on_the_raw_inputs():
+    """input_projection=False, residual=False (the MNIST-1D paper's GRU): the encoder's output
+    is the bidirectional GRU's read straight from the one input channel, torch's GRUBase."""
+    encoder = models.Encoder(
+        "gru",
+        d_model=8,
+        depth=1,
+        input_kind="continuous",
+        channels=1,
+        rngs=nnx.Rngs(3),
+        norm="none",
+        mlp="none",
+        final_norm=False,
+        bidirectional="concat",
+        input_projection=False,
+        residual=False,
+    )
+    mixer = encoder.blocks[0].mixer
+    assert encoder.embed is None and mixer.params["w_i"].shape == (1, 12)
+    xs = jax.random.normal(jax.random.key(7), (BATCH, TIME, 1))
+    forward = memjax.scan(mixer.memory, mixer.values(), xs)[0]
+    flipped = memjax.scan(mixer.memory, mixer.values(True), xs[:, ::-1])[0][:, ::-1]
+    expected = np.concatenate([forward, flipped], axis=-1)
+    np.testing.assert_allclose(np.asarray(encoder(xs)), expected, atol=1e-6)
+    with_residual = models.Block("gru", 8, rngs=nnx.Rngs(3), norm="none", mlp="none")
+    h = jax.random.normal(jax.random.key(8), (BATCH, TIME, 8))
+    without = models.Block("gru", 8, rngs=nnx.Rngs(3), norm="none", mlp="none", residual=False)
+    np.testing.assert_allclose(with_residual(h) - h, without(h), atol=1e-6)
+
+
+def test_bare_encoder_arguments_are_checked():
+    with pytest.raises(ValueError, match="input width must be d_model=8; got d_in=1"):
+        models.Block("gru", 8, rngs=nnx.Rngs(0), d_in=1)
+    with pytest.raises(ValueError, match="expected norm_position='pre'"):
+        models.Block("gru", 8, rngs=nnx.Rngs(0), residual=False, norm_position="post")
+    with pytest.raises(ValueError, match="input_kind='tokens', positional='none'"):
+        models.Encoder(
+            "gru", d_model=8, depth=1, vocab_size=5, rngs=nnx.Rngs(0), input_projection=False
+        )
+    with pytest.raises(ValueError, match="d_model=8; got d_in=3"):
+        models.Encoder(
+            "gru",
+            d_model=8,
+            depth=1,
+            input_kind="continuous",
+            channels=3,
+            rngs=nnx.Rngs(0),
+            input_projection=False,
+        )
+
+
 def test_shared_bidirectional_needs_a_diagonal_ssm():
     with pytest.raises(ValueError, match="needs a diagonal SSM"):
         models.Mixer("gru", 4, rngs=nnx.Rngs(0), bidirectional="shared")

@@ -134,11 +134,19 @@ def test_gru_config_is_the_papers_and_the_others_share_its_parameter_count():
     assert "GRUBase" in gru.provenance.source and gru.provenance.differences
     spec = tasks.get("mnist1d").spec
     built = build_model(model, spec, 0)
-    assert budget.param_count(built) == module.PARAMETER_BUDGET == 5530
+    assert (model.input_projection, model.residual) == (False, False)
+    assert built.encoder.embed is None and not built.encoder.blocks[0].residual
+    assert built.encoder.blocks[0].mixer.params["w_i"].shape == (1, 18)  # reads the scalar
     assert (built.encoder.blocks[0].mixer.memory.hidden, built.head.in_features) == (6, 480)
     paper_gru = 2 * 3 * (6 * 1 + 6 * 6 + 6 + 6)  # torch.nn.GRU(1, 6, bidirectional=True)
     paper_head = 40 * 12 * 10 + 10
-    assert paper_gru + paper_head == 5134  # the paper's count; memjax's block adds the rest
+    assert paper_gru + paper_head == 5134  # the paper's count
+    torch_redundant_biases = 2 * 2 * 6  # b_hr, b_hz per direction (memjax keeps b_hn only)
+    assert budget.param_count(built) == 5134 - torch_redundant_biases == 5110
+    memjax_block = config_lib.load(f"{CONFIG}:gru", [("model.input_projection", True)])
+    memjax_block.model.residual = True
+    assert budget.param_count(build_model(memjax_block.model, spec, 0)) == 5530
+    assert module.PARAMETER_BUDGET == 5530
     for variant in ("transformer", "lstm", "mingru", "lru", "s5", "linear_attention"):
         config = config_lib.load(f"{CONFIG}:{variant}")
         assert config.model.param_budget == module.PARAMETER_BUDGET, variant
@@ -150,5 +158,5 @@ def test_gru_smoke_run_trains_and_tests(tmp_path):
     config = config_lib.load(f"{CONFIG}:gru,smoke", [("parallel", "none")])
     assert (config.model.d_model, config.model.depth, config.train.steps) == (12, 1, 60)
     summary = train.train_and_evaluate(config, tmp_path, progress=False)
-    assert (summary["step"], summary["param_count"]) == (60, 5530)
+    assert (summary["step"], summary["param_count"]) == (60, 5110)
     assert 0.0 <= summary["test_at_best"] <= 1.0

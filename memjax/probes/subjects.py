@@ -150,7 +150,7 @@ def model_subject(
     tokens_in = encoder.input_kind == "tokens"
     table = None
     if not tokens_in:
-        table = jax.random.normal(jax.random.key(seed), (EMBED_ROWS, encoder.embed.in_features))
+        table = jax.random.normal(jax.random.key(seed), (EMBED_ROWS, encoder.channels))
     params = {"model": state, "table": table}
     merged = lambda p: nnx.merge(graphdef, p["model"])
 
