@@ -512,6 +512,11 @@ class SequenceFeatures(nnx.Module):
                 f"memory {mixer!r} sees only the CLS token itself; expected pooling='mean' or "
                 "'last', bidirectional=True, or a non-causal memory (attention, causal=False)"
             )
+        if pooling == "cls" and self.encoder.embed is None:
+            raise ValueError(
+                "pooling='cls' puts a learned d_model-wide token before the embedded inputs; "
+                "with input_projection=False there is no embedding: expected another pooling"
+            )
         d_model = encoder["d_model"]
         self.pooling, self.length = pooling, length
         self.width = d_model * length if pooling == "flatten" else d_model

@@ -66,6 +66,12 @@ def build_model(model_config: ml_collections.ConfigDict, spec: TaskSpec, seed: i
         positional=model_config.get("positional", "none"),
         max_length=spec.max_length + 1,  # a CLS token takes one position more
     )
+    bare = {"input_projection": encoder["input_projection"], "residual": encoder["residual"]}
+    if spec.target == "sequence" and not all(bare.values()):
+        raise ValueError(
+            f"config.model {bare} is an encoder-only form; the encoder-decoder of task "
+            f"{spec.name!r} builds its own blocks: expected input_projection=True, residual=True"
+        )
     if model_config.bidirectional and spec.target == "per_position":
         raise ValueError(
             f"config.model.bidirectional=True reads later inputs, but task {spec.name!r} predicts "

@@ -362,6 +362,19 @@ def test_bare_encoder_arguments_are_checked():
         models.Encoder(
             "gru", d_model=8, depth=1, vocab_size=5, rngs=nnx.Rngs(0), input_projection=False
         )
+    with pytest.raises(ValueError, match="with input_projection=False there is no embedding"):
+        models.SequenceClassifier(
+            "gru",
+            num_classes=2,
+            pooling="cls",
+            d_model=8,
+            depth=1,
+            input_kind="continuous",
+            channels=8,
+            rngs=nnx.Rngs(0),
+            bidirectional=True,
+            input_projection=False,
+        )
     with pytest.raises(ValueError, match="d_model=8; got d_in=3"):
         models.Encoder(
             "gru",

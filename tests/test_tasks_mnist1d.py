@@ -160,3 +160,10 @@ def test_gru_smoke_run_trains_and_tests(tmp_path):
     summary = train.train_and_evaluate(config, tmp_path, progress=False)
     assert (summary["step"], summary["param_count"]) == (60, 5110)
     assert 0.0 <= summary["test_at_best"] <= 1.0
+
+
+def test_bare_block_options_are_refused_by_an_encoder_decoder():
+    """An encoder-decoder builds its own blocks: the bare options would be ignored there."""
+    config = config_lib.load("configs/scan.py:lstm,smoke", [("model.residual", False)])
+    with pytest.raises(ValueError, match="encoder-only form; the encoder-decoder of task 'scan'"):
+        build_model(config.model, tasks.get("scan").spec, 0)
