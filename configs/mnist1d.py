@@ -19,16 +19,16 @@ outputs and nothing else (``residual=False``) flattened into a linear head 480 -
 (``pooling="flatten"``), no norm (``norm="none"``); 5,110 parameters, the paper's 5,134 less
 torch's 24 redundant recurrent biases ``b_hr, b_hz`` (memjax's GRU keeps ``b_hn`` only: the
 same functions). With memjax's usual block (an input projection 1 -> 12 and a residual, 5,530
-parameters) the same recipe reached 82.77 +/- 1.50 (the first version of ``results/tables/mnist1d.md``,
-session 6); the torch
-reference ``results/reference/mnist1d_torch_gru.py`` measured that block at about 7 points.
+parameters) the same recipe reached 82.77 +/- 1.50 (the first version of
+``results/tables/mnist1d.md``, session 6); the torch reference
+``results/reference/mnist1d_torch_gru.py`` measured that block at about 7 points.
 Every other memory (``transformer``, ``lstm``,
 ``mingru``, ``lru``, ``s5``, ``linear_attention`` ...) trains with the same setup and model
 shape (one layer, no MLP, the flattened head, bidirectional by concatenation except the
 Transformer, whose attention already sees both ways; attention with 2 heads, so that its width
 may be any even number) at 5,530 parameters, the GRU in memjax's usual block
-(``param_budget``, :data:`PARAMETER_BUDGET`); no paper ran them on MNIST-1D. Smoke scale keeps the GRU at the
-paper's one layer of 2 x 6 units (smaller than memjax's smoke model) and trains for a few steps.
+(``param_budget``, :data:`PARAMETER_BUDGET`); no paper ran them on MNIST-1D. Smoke scale keeps
+the GRU at the paper's one layer of 2 x 6 units (smaller than memjax's smoke model) and trains for a few steps.
 Usage: ``--config configs/mnist1d.py:gru``.
 """
 
