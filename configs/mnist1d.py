@@ -28,7 +28,8 @@ shape (one layer, no MLP, the flattened head, bidirectional by concatenation exc
 Transformer, whose attention already sees both ways; attention with 2 heads, so that its width
 may be any even number) at 5,530 parameters, the GRU in memjax's usual block
 (``param_budget``, :data:`PARAMETER_BUDGET`); no paper ran them on MNIST-1D. Smoke scale keeps
-the GRU at the paper's one layer of 2 x 6 units (smaller than memjax's smoke model) and trains for a few steps.
+the GRU at the paper's one layer of 2 x 6 units (smaller than memjax's smoke model) and trains
+for a few steps.
 Usage: ``--config configs/mnist1d.py:gru``.
 """
 
