@@ -323,22 +323,25 @@ def test_concat_bidirectional_puts_two_half_width_memories_side_by_side():
         models.Mixer("gru", 7, rngs=nnx.Rngs(0), bidirectional="concat")
 
 
-def test_bare_encoder_is_the_memory_on_the_raw_inputs():
-    """input_projection=False, residual=False (the MNIST-1D paper's GRU): the encoder's output
-    is the bidirectional GRU's read straight from the one input channel, torch's GRUBase."""
-    encoder = models.Encoder(
+def unprojected_encoder(channels, **options):
+    """A one-layer GRU encoder of width 8 that feeds ``channels`` input features to its memory."""
+    return models.Encoder(
         "gru",
         d_model=8,
         depth=1,
         input_kind="continuous",
-        channels=1,
+        channels=channels,
         rngs=nnx.Rngs(3),
-        norm="none",
-        mlp="none",
-        final_norm=False,
-        bidirectional="concat",
         input_projection=False,
-        residual=False,
+        **options,
+    )
+
+
+def test_bare_encoder_is_the_memory_on_the_raw_inputs():
+    """input_projection=False, residual=False (the MNIST-1D paper's GRU): the encoder's output
+    is the bidirectional GRU's read straight from the one input channel, torch's GRUBase."""
+    encoder = unprojected_encoder(
+        1, norm="none", mlp="none", final_norm=False, bidirectional="concat", residual=False
     )
     mixer = encoder.blocks[0].mixer
     assert encoder.embed is None and mixer.params["w_i"].shape == (1, 12)
@@ -376,15 +379,7 @@ def test_bare_encoder_arguments_are_checked():
             input_projection=False,
         )
     with pytest.raises(ValueError, match="d_model=8; got d_in=3"):
-        models.Encoder(
-            "gru",
-            d_model=8,
-            depth=1,
-            input_kind="continuous",
-            channels=3,
-            rngs=nnx.Rngs(0),
-            input_projection=False,
-        )
+        unprojected_encoder(3)
 
 
 def test_shared_bidirectional_needs_a_diagonal_ssm():
