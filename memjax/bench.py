@@ -1,11 +1,14 @@
 """Speed of every memory, forward and forward+backward, beside the baselines, in one run.
 
-``python -m memjax.bench --batch 16 --length 256 --width 128`` times each registered memory
-through :func:`memjax.scan` and, in the same process, flax's ``nn.RNN(OptimizedLSTMCell)`` and
-``nn.RNN(LSTMCell)`` and (when installed) ``torch.nn.LSTM``. Each entry reports the median
-wall time of ``--repeats`` calls after compilation, tokens/s and compile time; ``--json`` writes
-the rows with the device and library versions. Times mean something only beside the device they
-were measured on; compare ratios within one run.
+``memjax bench --batch 16 --lengths 256 --width 128`` times each registered memory through
+:func:`memjax.scan` and, in the same process, the baselines of
+:mod:`memjax.bench_baselines` that are installed: flax's ``nn.RNN`` LSTM cells, memax's GRU,
+LSTM and LRU (``pip install memjax[bench]``), torch's LSTM, GRU, SDPA and attention layer (with
+torch installed). Each entry reports the median wall time of ``--repeats`` calls after
+compilation, called in interleaved rounds, tokens/s and compile time; ``--threads N`` runs XLA
+and torch on ``N`` CPUs; ``--json`` writes the rows with the device, library versions and thread
+limit. Times mean something only beside the device they were measured on; compare ratios within
+one run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -222,8 +226,30 @@ def run(
     return rows
 
 
-def environment() -> dict[str, str]:
-    """Device and versions to write beside any measured time."""
+def limit_threads(threads: int) -> None:
+    """Run this process on its first ``threads`` schedulable CPUs, and torch on as many threads.
+
+    Must run before JAX starts its backend: XLA's CPU client sizes its thread pool from the CPUs
+    the process may run on. ValueError for a count below 1 or above the CPUs available, or when
+    the backend has already started (the limit would not reach XLA).
+    """
+    from jax._src import xla_bridge
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if not 1 <= threads <= len(cpus):
+        raise ValueError(f"--threads must be between 1 and {len(cpus)} here, got {threads}")
+    if xla_bridge.backends_are_initialized():
+        raise ValueError("--threads must be set before JAX starts its backend")
+    os.sched_setaffinity(0, cpus[:threads])
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+def environment(threads: int | None = None) -> dict[str, str]:
+    """Device, versions and thread limit (``"default"``: none) to write beside a measured time."""
     import flax
 
     return {
@@ -232,6 +258,7 @@ def environment() -> dict[str, str]:
         "jax": jax.__version__,
         "flax": flax.__version__,
         "python": platform.python_version(),
+        "threads": "default" if threads is None else str(threads),
         "date": datetime.date.today().isoformat(),
     }
 
@@ -301,8 +328,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="also time compiling a 4-layer model's train step for each memory",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="run on this many CPUs (XLA's thread pool and torch's threads); default: the "
+        "libraries' own defaults",
+    )
     parser.add_argument("--json", help="write rows and environment to this file")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        limit_threads(args.threads)
     names = parse_memories(args.mixers)
     for n in names:
         name, hyper = parse_memory(n)
@@ -326,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         remats=remats,
         baselines=[] if args.no_baselines else parse_baselines(args.baselines),
     )
-    env = environment()
+    env = environment(args.threads)
     print(" ".join(f"{k}={v}" for k, v in env.items()))
     print(markdown(rows, args.reference))
     compile_times = {}

@@ -214,7 +214,7 @@ def _recurrence(cell: Cell, params: Params, carry: Carry, pre, valid, masked: bo
     The cell's own fused loop when it has one, else ``lax.scan`` over ``cell.recur``;
     ``masked=False`` promises every step valid and skips the per-step select.
     """
-    fused = cell.fused_recurrence(params, carry, pre, valid, unroll)
+    fused = cell.fused_recurrence(params, carry, pre, valid if masked else None, unroll)
     if fused is not None:
         return fused
 

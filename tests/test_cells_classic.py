@@ -83,13 +83,13 @@ def test_lstm_gradient_equals_flax_lstm_cell_gradient(xs):
 
 
 def test_gate_activations_equal_sigmoid_and_tanh():
-    """One logistic with tanh(x) = 2 sigmoid(2x) - 1 against the separate functions, from
-    saturation to zero, to float32 rounding."""
+    """One tanh with sigmoid(x) = (1 + tanh(x / 2)) / 2 against the separate functions in
+    float64, from saturation to zero, to float32 rounding."""
     from memjax.cells.lstm_bptt import gate_activations
 
     z = jnp.concatenate([jnp.linspace(-60.0, 60.0, 1000 * 12), jnp.zeros(12), jnp.full(12, 1e-4)])
     z = z.reshape(-1, 12)  # four gates of width 3
-    got = gate_activations(z)
+    got = jnp.split(gate_activations(z), 4, axis=-1)
     z64 = np.asarray(z, np.float64)
     sigmoid = 1.0 / (1.0 + np.exp(-z64))
     want = np.split(sigmoid, 4, axis=-1)
@@ -98,8 +98,9 @@ def test_gate_activations_equal_sigmoid_and_tanh():
         np.testing.assert_allclose(gate, expected, atol=2e-7)
 
 
-def test_gru_equals_flax_gru_cell(xs):
-    cell, p = build("gru")
+@pytest.mark.parametrize("bptt", [True, False])
+def test_gru_equals_flax_gru_cell(xs, bptt):
+    cell, p = build("gru", bptt=bptt)
     w_i, b_i, w_h = split(p["w_i"], 3), split(p["b_i"], 3), split(p["w_h"], 3)
     flax_params = {f"i{g}": {"kernel": w_i[k], "bias": b_i[k]} for k, g in enumerate("rzn")}
     flax_params |= {"hr": {"kernel": w_h[0]}, "hz": {"kernel": w_h[1]}}
@@ -130,23 +131,32 @@ def test_lstm_forget_bias_initialised_to_one():
     np.testing.assert_array_equal(jnp.delete(b, jnp.arange(HIDDEN, 2 * HIDDEN)), 0.0)
 
 
-def test_hand_written_lstm_backward_equals_autodiff():
-    """The BPTT of lstm_bptt against JAX differentiating the plain scan, with padding and a
-    non-zero initial carry, for parameters, inputs and the carry."""
+@pytest.mark.parametrize(
+    "name, options", [("lstm", {}), ("gru", {}), ("rnn", {}), ("rnn", {"activation": "relu"})]
+)
+@pytest.mark.parametrize("masked", [True, False])
+def test_hand_written_backward_equals_autodiff(name, options, masked):
+    """The BPTT of memjax.cells.bptt (each cell's hand-derived step backward) against JAX
+    differentiating the plain scan, with and without padding and from a non-zero initial carry,
+    for parameters, inputs and the carry."""
     batch, time = 3, 11
     xs = jax.random.normal(jax.random.key(1), (batch, time, D_IN))
-    mask = jnp.arange(time)[None] < jnp.array([[time], [7], [1]])
+    mask = jnp.arange(time)[None] < jnp.array([[time], [7], [1]]) if masked else None
     weights = jax.random.normal(jax.random.key(2), (batch, time, HIDDEN))
-    fused = memjax.cells.get("lstm", hidden=HIDDEN)
-    plain = memjax.cells.get("lstm", hidden=HIDDEN, bptt=False)
+    fused = memjax.cells.get(name, hidden=HIDDEN, **options)
+    plain = memjax.cells.get(name, hidden=HIDDEN, bptt=False, **options)
     params = fused.init(jax.random.key(0), D_IN)
+    if name == "gru":
+        params["b_hn"] = jax.random.normal(jax.random.key(4), params["b_hn"].shape)
     carry = jax.tree.map(lambda z: z + 0.3, fused.initial_carry(params, (batch,)))
 
     def loss(cell, p, x, c):
         ys, final = memjax.scan(cell, p, x, mask=mask, carry=c)
-        return jnp.sum(ys * weights) + jnp.sum(final["c"] ** 2) + 1.7 * jnp.sum(final["h"])
+        finals = jax.tree.leaves(final)
+        return jnp.sum(ys * weights) + jnp.sum(finals[0] ** 2) + 1.7 * jnp.sum(finals[-1])
 
     want = jax.grad(lambda *a: loss(plain, *a), argnums=(0, 1, 2))(params, xs, carry)
     got = jax.jit(jax.grad(lambda *a: loss(fused, *a), argnums=(0, 1, 2)))(params, xs, carry)
     jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, atol=1e-5, rtol=1e-5), got, want)
-    assert float(jnp.abs(got[1][2, 1:]).max()) == 0.0  # nothing flows back from padding
+    if masked:
+        assert float(jnp.abs(got[1][2, 1:]).max()) == 0.0  # nothing flows back from padding

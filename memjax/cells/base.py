@@ -208,11 +208,12 @@ class Cell(Memory):
         """The state update for one step; returns the new carry and what the step emits."""
 
     def fused_recurrence(
-        self, params: Params, carry: Carry, pre: Pre, mask: Array, unroll: int
+        self, params: Params, carry: Carry, pre: Pre, mask: Array | None, unroll: int
     ) -> tuple[Array, Carry] | None:
-        """The whole recurrence over time-major ``pre [T, B, ...]`` and ``mask [T, B]`` in one
-        call, for cells with a hand-written backward pass; returns ``(hs [T, B, ...], carry)``,
-        or None (the default) to let the scan engine differentiate ``recur`` automatically."""
+        """The whole recurrence over time-major ``pre [T, B, ...]`` and ``mask [T, B]`` (None:
+        every step valid) in one call, for cells with a hand-written backward pass; returns
+        ``(hs [T, B, ...], carry)``, or None (the default) to let the scan engine differentiate
+        ``recur`` automatically."""
         del params, carry, pre, mask, unroll
         return None
 

@@ -8,9 +8,9 @@ Shapes: ``W_i [d_in, 4 hidden]``, ``W_h [hidden, 4 hidden]``, ``b [4 hidden]`` w
 slice initialised to ``forget_bias`` (1 by default, Jozefowicz et al. 2015). The carry is
 ``{"c": [*batch, hidden], "h": [*batch, hidden]}``. Same equations as
 ``flax.linen.LSTMCell``; the four gate matmuls are fused into one. With ``bptt=True`` (the
-default) a whole sequence runs through :mod:`memjax.cells.lstm_bptt`, whose hand-written
-backward pass keeps the ``W_h`` gradient out of the time loop; ``bptt=False`` lets JAX
-differentiate the scan (same numbers, slower).
+default) a whole sequence runs through :func:`memjax.cells.bptt.recurrence` with the step of
+:mod:`memjax.cells.lstm_bptt`, whose hand-written backward pass keeps the ``W_h`` gradient out
+of the time loop; ``bptt=False`` lets JAX differentiate the scan (same numbers, slower).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from memjax.cells.base import STATE_DTYPE, Array, Cell, Params, matmul
-from memjax.cells.lstm_bptt import gate_activations, lstm_recurrence
+from memjax.cells.bptt import recurrence
+from memjax.cells.lstm_bptt import LSTM_RECURRENCE, gate_activations
 from memjax.cells.registry import register
 
 
@@ -58,15 +59,17 @@ class LSTM(Cell):
 
     def recur(self, params: Params, carry: dict, pre: Array) -> tuple[dict, Array]:
         gates = pre.astype(carry["h"].dtype) + matmul(carry["h"].astype(pre.dtype), params["w_h"])
-        i, f, g, o = gate_activations(gates)
+        i, f, g, o = jnp.split(gate_activations(gates), 4, axis=-1)
         c = f * carry["c"] + i * g
         h = o * jnp.tanh(c)
         return {"c": c, "h": h}, h
 
     def fused_recurrence(
-        self, params: Params, carry: dict, pre: Array, mask: Array, unroll: int
+        self, params: Params, carry: dict, pre: Array, mask: Array | None, unroll: int
     ) -> tuple[Array, dict] | None:
         if not self.bptt:
             return None
-        hs, h, c = lstm_recurrence(pre, params["w_h"], carry["h"], carry["c"], mask, unroll)
+        hs, h, c = recurrence(
+            LSTM_RECURRENCE, pre, params["w_h"], None, carry["h"], carry["c"], mask, unroll
+        )
         return hs, {"c": c, "h": h}

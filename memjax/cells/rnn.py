@@ -5,6 +5,11 @@
 
 Shapes: ``x_t [*batch, d_in]``, ``h_t [*batch, hidden]``; ``W_i [d_in, hidden]``,
 ``W_h [hidden, hidden]``, ``b [hidden]``. Same equations as ``flax.linen.SimpleCell``.
+
+With ``bptt=True`` (the default) a whole sequence runs through
+:func:`memjax.cells.bptt.recurrence`, whose backward keeps the ``W_h`` gradient out of the time
+loop: ``dz = dh (1 - h_t^2)`` for tanh, ``dz = dh [h_t > 0]`` for relu, ``dh_{t-1} = dz W_h^T``.
+``bptt=False`` lets JAX differentiate the scan (same numbers).
 """
 
 from __future__ import annotations
@@ -16,9 +21,30 @@ import jax
 import jax.numpy as jnp
 
 from memjax.cells.base import STATE_DTYPE, Array, Cell, Params, matmul
+from memjax.cells.bptt import Recurrence, recurrence
 from memjax.cells.registry import register
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+DERIVATIVES = {"tanh": lambda h: 1.0 - h**2, "relu": lambda h: (h > 0).astype(h.dtype)}
+"""Each activation's derivative written in terms of its output ``h = act(z)``."""
+
+
+def elman_recurrence(activation: str) -> Recurrence:
+    """``h_t = act(pre_t + u_t)`` as a :class:`memjax.cells.bptt.Recurrence`."""
+    act, derivative = ACTIVATIONS[activation], DERIVATIVES[activation]
+
+    def step(pre_t, u, h, rest):
+        del h
+        h_new = act(pre_t + u)
+        return h_new, rest, h_new
+
+    def step_backward(h_new, dh, rest):
+        return dh * derivative(h_new), None, None, rest
+
+    return Recurrence(step, step_backward)
+
+
+RECURRENCES = {name: elman_recurrence(name) for name in ACTIVATIONS}
 
 
 @register
@@ -27,6 +53,7 @@ class RNN(Cell):
     """Elman RNN with a tanh or relu nonlinearity (see module docstring)."""
 
     activation: str = "tanh"
+    bptt: bool = True
     name = "rnn"
 
     def __post_init__(self) -> None:
@@ -56,3 +83,12 @@ class RNN(Cell):
     def recur(self, params: Params, carry: Array, pre: Array) -> tuple[Array, Array]:
         h = ACTIVATIONS[self.activation](pre + matmul(carry.astype(pre.dtype), params["w_h"]))
         return h, h
+
+    def fused_recurrence(
+        self, params: Params, carry: Array, pre: Array, mask: Array | None, unroll: int
+    ) -> tuple[Array, Array] | None:
+        if not self.bptt:
+            return None
+        elman = RECURRENCES[self.activation]
+        hs, h, _ = recurrence(elman, pre, params["w_h"], None, carry, (), mask, unroll)
+        return hs, h
