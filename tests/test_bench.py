@@ -8,6 +8,9 @@ import re
 import pytest
 
 from memjax import bench, options
+from memjax.bench_baselines import BASELINES
+
+BASELINES_NAMES = list(BASELINES)
 
 
 def test_bench_writes_rows_for_each_memory_pass_and_baseline(tmp_path, capsys):
@@ -150,3 +153,65 @@ def test_unroll_and_remat_are_measured_only_where_the_scan_uses_them():
     parallel = [label for label in labels if "mode=parallel" in label]
     assert len(sequential) == 4, labels
     assert parallel == ["memjax lru mode=parallel unroll=auto remat=0"], labels
+
+
+def test_thread_limit_is_refused_outside_the_cpus_and_after_the_backend_started():
+    import os
+
+    import jax
+
+    available = len(os.sched_getaffinity(0))
+    with pytest.raises(
+        ValueError, match=rf"--threads must be between 1 and {available} here, got 0"
+    ):
+        bench.limit_threads(0)
+    with pytest.raises(ValueError, match=r"--threads must be between 1 and \d+ here, got 999"):
+        bench.limit_threads(999)
+    jax.devices()
+    with pytest.raises(ValueError, match="before JAX starts its backend"):
+        bench.limit_threads(1)
+
+
+def test_bench_on_one_thread_pins_the_process_and_records_it(tmp_path):
+    """A fresh process: ``--threads 1`` leaves it on one CPU, with XLA's pool off."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    script = (
+        "import os, sys\n"
+        "from memjax import bench\n"
+        "bench.main(sys.argv[1:])\n"
+        "print('cpus', len(os.sched_getaffinity(0)), os.environ['XLA_FLAGS'])\n"
+    )
+    args = ["--threads", "1", "--mixers", "rnn", "--lengths", "4", "--width", "8"]
+    args += ["--batch", "1", "--repeats", "1", "--no-baselines", "--json", str(out)]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, check=True
+    )
+    assert "cpus 1 --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" in done.stdout
+    assert json.loads(out.read_text())["environment"]["threads"] == "1"
+
+
+def test_memax_baselines_run_where_memax_is_installed_and_are_skipped_elsewhere(monkeypatch):
+    import sys
+
+    import jax
+
+    from memjax import bench_baselines
+
+    assert {"memax GRU", "memax LSTM", "memax LRU", "torch attention"} <= set(BASELINES_NAMES)
+    monkeypatch.setitem(sys.modules, "memax.equinox.set_actions.gru", None)
+    assert bench_baselines.memax_functions("GRU", 2, 5, 8) is None
+    monkeypatch.undo()
+    pytest.importorskip("memax")
+    pytest.importorskip("equinox")
+    for kind in ("GRU", "LSTM", "LRU"):
+        forward, backward = bench_baselines.memax_functions(kind, 2, 5, 8)
+        ys = forward.call()
+        assert ys.shape == (2, 5, 8) and bool(jax.numpy.isfinite(ys).all())
+        grads = jax.tree.leaves(backward.call())
+        assert all(bool(jax.numpy.isfinite(g).all()) for g in grads)
