@@ -112,7 +112,7 @@ def blocked_attention(
     local_window_size: tuple[int, int] | None = None,
     query_seq_lengths: Array | None = None,
     key_value_seq_lengths: Array | None = None,
-    block_q: int = 512,
+    block_q: int = 256,
     block_k: int = 512,
 ) -> Array:
     """Softmax attention of ``q [B, T, N, H]`` over ``k, v [B, S, N, H]``, computed in blocks.
@@ -121,6 +121,11 @@ def blocked_attention(
     ``is_causal=causal``; rows with no allowed key give zeros (see the module docstring).
     ``query_seq_lengths`` / ``key_value_seq_lengths`` are integer arrays ``[B]``; blocks larger
     than a sequence shrink to it. Differentiable wrt ``q, k, v`` with a blocked backward.
+
+    The default tiles of 256 queries by 512 keys were 1.16x faster forward+backward than 512 by
+    512 on the 2-core CPU (B=16, 4 heads of 32, causal, fp32, 1024 tokens; 1.25x at 512 tokens,
+    1.08x at 4096) and than 256 by 256 (1.29x at 1024); a batch split into smaller groups per
+    step was no faster there.
     """
     _check(q, k, v, causal, local_window_size, query_seq_lengths, key_value_seq_lengths)
     _check_block("block_q", block_q)

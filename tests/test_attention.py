@@ -331,8 +331,9 @@ def test_registry_and_implementation_choice():
     assert type(layer) is memjax.attention.Attention and layer.dim == HEAD_DIM
     forced, _ = build(implementation="cudnn")
     if jax.default_backend() == "cpu":
-        assert layer.resolve_implementation(jnp.dtype(jnp.bfloat16), 16) == "xla"
-        assert layer.resolve_implementation(jnp.dtype(jnp.float32), 4096) == "blocked"
+        for dtype, time in ((jnp.bfloat16, 16), (jnp.float32, 4096)):
+            assert layer.resolve_implementation(jnp.dtype(dtype), time) == "blocked"
+        assert build(implementation="xla")[0].resolve_implementation(jnp.float32, 16) == "xla"
         with pytest.raises(ValueError, match=r"implementation='cudnn' needs an NVIDIA GPU.*'cpu'"):
             memjax.scan(forced, params, inputs(dtype=jnp.bfloat16))
     with pytest.raises(ValueError, match=r"'cudnn' needs bfloat16 or float16 inputs.*float32"):

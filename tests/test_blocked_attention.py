@@ -111,7 +111,7 @@ CASES = {
     "causal-ragged-blocks": (37, 37, True, None, None, None, (16, 8)),
     "full-dividing-blocks": (64, 64, False, None, None, None, (16, 16)),
     "causal-one-step": (1, 1, True, None, None, None, (16, 16)),
-    "causal-default-blocks": (64, 64, True, None, None, None, (512, 512)),
+    "causal-default-blocks": (64, 64, True, None, None, None, (256, 512)),
     "causal-window": (37, 37, True, (3, 0), None, None, (8, 16)),
     "symmetric-window": (64, 64, False, (5, 5), None, None, (16, 8)),
     "causal-lengths": (37, 37, True, None, (37, 20), (37, 20), (16, 8)),

@@ -3,10 +3,13 @@
 The LSTM, GRU and Elman cells all step as::
 
     u_t = h_{t-1} W_h + b_u                      (the one matmul that needs the state)
-    (h_t, rest_t), residual_t = step(pre_t, u_t, h_{t-1}, rest_{t-1})
+    (h_t, rest_t), residual_t = step(pre_t + b, u_t, h_{t-1}, rest_{t-1})
     y_t = h_t
 
-with ``pre_t = x_t W_i + b`` computed for all steps before the loop. Differentiating such a
+with ``pre_t = x_t W_i`` computed for all steps before the loop by one matmul and the input
+bias ``b`` added inside the loop, where it fuses into the step's elementwise work (adding it to
+``pre`` before the loop was one more pass over ``[T, B, P]``, and made the LSTM's forward+backward
+1.4x slower on the 2-core CPU, ``results/bench/README.md``). Differentiating such a
 ``lax.scan`` with JAX accumulates ``dW_h += h_{t-1}^T du_t`` with a small matmul inside the
 backward loop and saves every intermediate of ``step``; both made memjax's GRU 1.1-1.6x slower
 than memax's and its LSTM slower than torch's on the CPU (``results/bench/README.md``). Here the
@@ -15,14 +18,14 @@ backward loop runs only what is sequential, for ``t = T..1``::
     d_pre_t, du_t, dh^direct, drest_{t-1} = step_backward(residual_t, dy_t + dh_t, drest_t)
     dh_{t-1} = dh^direct + du_t W_h^T
 
-and ``dW_h = sum_t h_{t-1}^T du_t`` (``[T B, H]^T [T B, N]``) and ``db_u = sum_t du_t`` are one
-batched matmul and one sum after it. At a padded step (``mask`` False) the state is carried
-unchanged, ``d_pre_t = du_t = 0`` and the state's cotangent passes through. ``mask=None``
-promises every step valid and skips those selects.
+and ``dW_h = sum_t h_{t-1}^T du_t`` (``[T B, H]^T [T B, N]``), ``db_u = sum_t du_t`` and
+``db = sum_t d_pre_t`` are one batched matmul and two sums after it. At a padded step (``mask``
+False) the state is carried unchanged, ``d_pre_t = du_t = 0`` and the state's cotangent passes
+through. ``mask=None`` promises every step valid and skips those selects.
 
-Shapes, time-major: ``pre [T, B, P]``, ``w_h [H, N]``, ``b_u [N]`` or None (no recurrent
-bias), ``h0 [B, H]``, ``rest0`` any pytree of ``[B, ...]``, ``mask [T, B]`` or None; returns
-``(hs [T, B, H], h_T, rest_T)``.
+Shapes, time-major: ``pre [T, B, P]``, ``b [P]`` or None (no input bias), ``w_h [H, N]``,
+``b_u [N]`` or None (no recurrent bias), ``h0 [B, H]``, ``rest0`` any pytree of ``[B, ...]``,
+``mask [T, B]`` or None; returns ``(hs [T, B, H], h_T, rest_T)``.
 The state and the step's arithmetic are in the state's dtype; ``pre`` and ``w_h`` may be
 narrower (the matmuls run in ``pre``'s dtype, as :func:`memjax.cells.base.matmul` does).
 """
@@ -65,7 +68,7 @@ def _select(keep: Array, new: Any, old: Any) -> Any:
 
 
 def _forward_loop(
-    cell: Recurrence, pre, w_h, b_u, h0, rest0, mask, unroll: int, residuals: bool
+    cell: Recurrence, pre, b, w_h, b_u, h0, rest0, mask, unroll: int, residuals: bool
 ) -> tuple[Any, ...]:
     """The forward scan; ``(hs, h_T, rest_T)``, with the stacked residuals first if asked."""
 
@@ -74,7 +77,8 @@ def _forward_loop(
         pre_t, valid = inputs
         u = matmul(h.astype(pre.dtype), w_h).astype(h.dtype)
         u = u if b_u is None else u + b_u
-        h_new, rest_new, residual = cell.step(pre_t.astype(h.dtype), u, h, rest)
+        pre_t = pre_t.astype(h.dtype) if b is None else pre_t.astype(h.dtype) + b
+        h_new, rest_new, residual = cell.step(pre_t, u, h, rest)
         if valid is not None:
             h_new, rest_new = _select(valid, (h_new, rest_new), (h, rest))
         return (h_new, rest_new), ((h_new, residual) if residuals else h_new)
@@ -86,19 +90,19 @@ def _forward_loop(
     return out, h, rest
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 7))
-def recurrence(cell: Recurrence, pre, w_h, b_u, h0, rest0, mask, unroll: int):
-    """Run ``cell`` over time-major ``pre``; see the module docstring for shapes."""
-    return _forward_loop(cell, pre, w_h, b_u, h0, rest0, mask, unroll, residuals=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 8))
+def recurrence(cell: Recurrence, pre, b, w_h, b_u, h0, rest0, mask, unroll: int):
+    """Run ``cell`` over time-major ``pre`` plus ``b``; see the module docstring for shapes."""
+    return _forward_loop(cell, pre, b, w_h, b_u, h0, rest0, mask, unroll, residuals=False)
 
 
-def _forward(cell, pre, w_h, b_u, h0, rest0, mask, unroll):
-    stacked, hs, h, rest = _forward_loop(cell, pre, w_h, b_u, h0, rest0, mask, unroll, True)
-    return (hs, h, rest), (pre, w_h, b_u, h0, mask, hs, stacked)
+def _forward(cell, pre, b, w_h, b_u, h0, rest0, mask, unroll):
+    stacked, hs, h, rest = _forward_loop(cell, pre, b, w_h, b_u, h0, rest0, mask, unroll, True)
+    return (hs, h, rest), (pre, b, w_h, b_u, h0, mask, hs, stacked)
 
 
 def _backward(cell, unroll, saved, cotangents):
-    pre, w_h, b_u, h0, mask, hs, stacked = saved
+    pre, b, w_h, b_u, h0, mask, hs, stacked = saved
     d_hs, d_h, d_rest = cotangents
     w_t = w_h.astype(pre.dtype).T
 
@@ -107,11 +111,11 @@ def _backward(cell, unroll, saved, cotangents):
         dy, residual, valid = inputs
         dh = dy + dh_next
         d_pre, d_u, dh_direct, drest = cell.backward(residual, dh, drest_next)
-        d_u = d_pre if d_u is None else d_u
         if valid is not None:
-            keep = valid[:, None]
-            d_pre, d_u = jnp.where(keep, d_pre, 0.0), jnp.where(keep, d_u, 0.0)
-        dh_prev = matmul(d_u.astype(pre.dtype), w_t).astype(dh.dtype)
+            keep = lambda d: None if d is None else jnp.where(valid[:, None], d, 0.0)
+            d_pre, d_u = keep(d_pre), keep(d_u)
+        d_matmul = d_pre if d_u is None else d_u
+        dh_prev = matmul(d_matmul.astype(pre.dtype), w_t).astype(dh.dtype)
         dh_prev = dh_prev if dh_direct is None else dh_prev + dh_direct
         if valid is not None:
             dh_prev, drest = _select(valid, (dh_prev, drest), (dh, drest_next))
@@ -120,14 +124,17 @@ def _backward(cell, unroll, saved, cotangents):
     (dh0, drest0), (d_pre, d_u) = jax.lax.scan(
         body, (d_h, d_rest), (d_hs, stacked, mask), reverse=True, unroll=unroll
     )
+    d_u = d_pre if d_u is None else d_u
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
     flat = lambda a: a.reshape(-1, a.shape[-1])
     d_w = matmul(flat(h_prev).astype(pre.dtype).T, flat(d_u).astype(pre.dtype))
-    d_b = None if b_u is None else jnp.sum(flat(d_u), axis=0).astype(b_u.dtype)
+    d_b = None if b is None else jnp.sum(flat(d_pre), axis=0).astype(b.dtype)
+    d_b_u = None if b_u is None else jnp.sum(flat(d_u), axis=0).astype(b_u.dtype)
     return (
         d_pre.astype(pre.dtype),
-        d_w.astype(w_h.dtype),
         d_b,
+        d_w.astype(w_h.dtype),
+        d_b_u,
         dh0,
         drest0,
         None,

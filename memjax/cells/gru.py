@@ -90,10 +90,10 @@ class GRU(Cell):
         return jnp.zeros((*batch_shape, self.hidden), STATE_DTYPE)
 
     def prepare(self, params: Params, x: Array) -> Array:
-        return (matmul(x, params["w_i"]) + params["b_i"]).astype(x.dtype)
+        return matmul(x, params["w_i"]).astype(x.dtype)
 
     def recur(self, params: Params, carry: Array, pre: Array) -> tuple[Array, Array]:
-        r_i, z_i, n_i = jnp.split(pre.astype(carry.dtype), 3, axis=-1)
+        r_i, z_i, n_i = jnp.split(pre.astype(carry.dtype) + params["b_i"], 3, axis=-1)
         r_h, z_h, n_h = jnp.split(matmul(carry.astype(pre.dtype), params["w_h"]), 3, axis=-1)
         r = jax.nn.sigmoid(r_i + r_h)
         z = jax.nn.sigmoid(z_i + z_h)
@@ -108,5 +108,6 @@ class GRU(Cell):
             return None
         b_hn = params["b_hn"].astype(carry.dtype)
         b_u = jnp.concatenate([jnp.zeros((2 * self.hidden,), b_hn.dtype), b_hn])
-        hs, h, _ = recurrence(GRU_RECURRENCE, pre, params["w_h"], b_u, carry, (), mask, unroll)
+        b_i, w_h = params["b_i"], params["w_h"]
+        hs, h, _ = recurrence(GRU_RECURRENCE, pre, b_i, w_h, b_u, carry, (), mask, unroll)
         return hs, h

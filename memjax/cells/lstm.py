@@ -55,10 +55,11 @@ class LSTM(Cell):
         return {"c": zeros, "h": zeros}
 
     def prepare(self, params: Params, x: Array) -> Array:
-        return (matmul(x, params["w_i"]) + params["b"]).astype(x.dtype)
+        return matmul(x, params["w_i"]).astype(x.dtype)
 
     def recur(self, params: Params, carry: dict, pre: Array) -> tuple[dict, Array]:
-        gates = pre.astype(carry["h"].dtype) + matmul(carry["h"].astype(pre.dtype), params["w_h"])
+        h = carry["h"]
+        gates = pre.astype(h.dtype) + params["b"] + matmul(h.astype(pre.dtype), params["w_h"])
         i, f, g, o = jnp.split(gate_activations(gates), 4, axis=-1)
         c = f * carry["c"] + i * g
         h = o * jnp.tanh(c)
@@ -70,6 +71,14 @@ class LSTM(Cell):
         if not self.bptt:
             return None
         hs, h, c = recurrence(
-            LSTM_RECURRENCE, pre, params["w_h"], None, carry["h"], carry["c"], mask, unroll
+            LSTM_RECURRENCE,
+            pre,
+            params["b"],
+            params["w_h"],
+            None,
+            carry["h"],
+            carry["c"],
+            mask,
+            unroll,
         )
         return hs, {"c": c, "h": h}

@@ -1,6 +1,6 @@
 """The LSTM step and its hand-derived backward, for :func:`memjax.cells.bptt.recurrence`.
 
-Forward, with ``z_t = pre_t + h_{t-1} W_h`` (``pre_t = x_t W_i + b`` computed before the loop)::
+Forward, with ``z_t = pre_t + b + h_{t-1} W_h`` (``pre_t = x_t W_i`` computed before the loop)::
 
     i, f, o = sigmoid(z_i, z_f, z_o),   g = tanh(z_g)
     c_t = f c_{t-1} + i g,              h_t = o tanh(c_t)

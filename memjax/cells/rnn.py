@@ -78,10 +78,11 @@ class RNN(Cell):
         return jnp.zeros((*batch_shape, self.hidden), STATE_DTYPE)
 
     def prepare(self, params: Params, x: Array) -> Array:
-        return (matmul(x, params["w_i"]) + params["b"]).astype(x.dtype)
+        return matmul(x, params["w_i"]).astype(x.dtype)
 
     def recur(self, params: Params, carry: Array, pre: Array) -> tuple[Array, Array]:
-        h = ACTIVATIONS[self.activation](pre + matmul(carry.astype(pre.dtype), params["w_h"]))
+        u = pre.astype(carry.dtype) + params["b"] + matmul(carry.astype(pre.dtype), params["w_h"])
+        h = ACTIVATIONS[self.activation](u)
         return h, h
 
     def fused_recurrence(
@@ -90,5 +91,5 @@ class RNN(Cell):
         if not self.bptt:
             return None
         elman = RECURRENCES[self.activation]
-        hs, h, _ = recurrence(elman, pre, params["w_h"], None, carry, (), mask, unroll)
+        hs, h, _ = recurrence(elman, pre, params["b"], params["w_h"], None, carry, (), mask, unroll)
         return hs, h
