@@ -8,8 +8,9 @@ The LSTM, GRU and Elman cells all step as::
 
 with ``pre_t = x_t W_i`` computed for all steps before the loop by one matmul and the input
 bias ``b`` added inside the loop, where it fuses into the step's elementwise work (adding it to
-``pre`` before the loop was one more pass over ``[T, B, P]``, and made the LSTM's forward+backward
-1.4x slower on the 2-core CPU, ``results/bench/README.md``). Differentiating such a
+``pre`` before the loop was one more pass over ``[T, B, P]``; with a second stack of ``du`` it made
+the LSTM's forward+backward 1.3x slower on the 2-core CPU, 1.5x on one thread,
+``results/bench/README.md``). Differentiating such a
 ``lax.scan`` with JAX accumulates ``dW_h += h_{t-1}^T du_t`` with a small matmul inside the
 backward loop and saves every intermediate of ``step``; both made memjax's GRU 1.1-1.6x slower
 than memax's and its LSTM slower than torch's on the CPU (``results/bench/README.md``). Here the
