@@ -74,7 +74,7 @@ BLOCKED_FROM = 1024
 """``implementation=None`` takes the blocked kernel from this length on off the CPU (when cuDNN
 does not apply), and at every length on a CPU. Measured on the 2-core CPU, B=16, 4 heads of 32,
 causal, fp32, forward+backward: equal to XLA's path at 64 tokens, 1.3x faster at 128, 1.5x at
-256, 1.8x at 512 and 8x at 1024; at 4096 XLA plans 4.1 GB (B=4) and the blocked kernel 87 MB.
+256, 1.8x at 512 and 6-8x at 1024; at 4096 XLA plans 4.1 GB (B=4) and the blocked kernel 87 MB.
 Not yet measured on a GPU, where the threshold stays at 1024 tokens for memory's sake."""
 POSITION_BASE = 10000.0
 HALF_DTYPES = (jnp.bfloat16, jnp.float16)
