@@ -16,9 +16,9 @@ Key ``s`` is allowed for query ``t`` when it is valid (not padding) and, for a c
 
 The training face (:meth:`Attention.sequence`, called by :func:`memjax.scan`) attends in one
 ``jax.nn.dot_product_attention`` call: the cuDNN fused kernel on NVIDIA GPUs for bfloat16/float16
-inputs when it supports the shape; on a CPU always, and elsewhere from ``BLOCKED_FROM`` tokens
-on, :func:`memjax.blocked_attention.blocked_attention` (FlashAttention-2 in plain JAX, memory
-``O(T * block)``); XLA's path otherwise (``implementation`` forces any of the three). Continuing
+inputs when it supports the shape; from ``BLOCKED_FROM_CPU`` tokens on a CPU and ``BLOCKED_FROM``
+elsewhere, :func:`memjax.blocked_attention.blocked_attention` (FlashAttention-2 in plain JAX,
+memory ``O(T * block)``); XLA's path below (``implementation`` forces any of the three). Continuing
 from a cache (a ``carry`` argument, or :meth:`Attention.step`) attends over the cached keys plus
 the new ones with an explicit position mask, always on XLA. ``jax.nn.dot_product_attention``
 takes its softmax in float32 whatever the dtype, so float64 inputs take the XLA path as an
@@ -72,10 +72,13 @@ POSITIONALS = ("rope", "sinusoidal", "learned", "none")
 IMPLEMENTATIONS = (None, "xla", "cudnn", "blocked")
 BLOCKED_FROM = 1024
 """``implementation=None`` takes the blocked kernel from this length on off the CPU (when cuDNN
-does not apply), and at every length on a CPU. Measured on the 2-core CPU, B=16, 4 heads of 32,
-causal, fp32, forward+backward: equal to XLA's path at 64 tokens, 1.3x faster at 128, 1.5x at
-256, 1.8x at 512 and 6-8x at 1024; at 4096 XLA plans 4.1 GB (B=4) and the blocked kernel 87 MB.
-Not yet measured on a GPU, where the threshold stays at 1024 tokens for memory's sake."""
+does not apply): not yet measured on a GPU, where it is chosen for memory's sake (at 4096 tokens,
+B=4, XLA plans 4.1 GB and the blocked kernel 87 MB)."""
+BLOCKED_FROM_CPU = 128
+"""The same on a CPU. Measured on the 2-core CPU, B=16, 4 heads of 32, causal, fp32,
+forward+backward: equal to XLA's path at 64 tokens, 1.3x faster at 128, 1.5x at 256, 1.8x at 512
+and 6-8x at 1024. Below it XLA's path compiles faster (a smoke run of the synthetic table with
+11 small transformer runs took 64 s with it and 75 s with the blocked kernel)."""
 POSITION_BASE = 10000.0
 HALF_DTYPES = (jnp.bfloat16, jnp.float16)
 
@@ -296,8 +299,9 @@ class Attention(Memory):
 
         None picks cuDNN's fused kernel on an NVIDIA GPU for bfloat16/float16 inputs whose head
         width it supports (a multiple of 8, at most 128) unless the window is non-causal (cuDNN
-        masks the left side only); otherwise the blocked kernel on a CPU and, elsewhere, from
-        ``BLOCKED_FROM`` tokens on, and XLA's path below. A forced "cudnn" is checked here.
+        masks the left side only); otherwise the blocked kernel from ``BLOCKED_FROM_CPU`` tokens
+        on a CPU and ``BLOCKED_FROM`` elsewhere, and XLA's path below. A forced "cudnn" is
+        checked here.
         """
         half = any(dtype == d for d in HALF_DTYPES)
         if self.implementation == "cudnn":
@@ -316,8 +320,8 @@ class Attention(Memory):
         fits = self.dim % 8 == 0 and self.dim <= 128 and (self.causal or self.window is None)
         if half and fits and _cuda_available():
             return "cudnn"
-        blocked = time >= BLOCKED_FROM or jax.default_backend() == "cpu"
-        return "blocked" if blocked else "xla"
+        threshold = BLOCKED_FROM_CPU if jax.default_backend() == "cpu" else BLOCKED_FROM
+        return "blocked" if time >= threshold else "xla"
 
     def _embed(self, params: Params, x: Array, positions: Array) -> Array:
         """``x [B, T, d_in]`` plus absolute positions ``positions [B or 1, T]`` (if any)."""

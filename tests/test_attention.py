@@ -331,9 +331,15 @@ def test_registry_and_implementation_choice():
     assert type(layer) is memjax.attention.Attention and layer.dim == HEAD_DIM
     forced, _ = build(implementation="cudnn")
     if jax.default_backend() == "cpu":
-        for dtype, time in ((jnp.bfloat16, 16), (jnp.float32, 4096)):
-            assert layer.resolve_implementation(jnp.dtype(dtype), time) == "blocked"
-        assert build(implementation="xla")[0].resolve_implementation(jnp.float32, 16) == "xla"
+        threshold = memjax.attention.BLOCKED_FROM_CPU
+        for dtype, time, want in (
+            (jnp.bfloat16, 16, "xla"),
+            (jnp.float32, threshold - 1, "xla"),
+            (jnp.float32, threshold, "blocked"),
+            (jnp.float32, 4096, "blocked"),
+        ):
+            assert layer.resolve_implementation(jnp.dtype(dtype), time) == want
+        assert build(implementation="xla")[0].resolve_implementation(jnp.float32, 4096) == "xla"
         with pytest.raises(ValueError, match=r"implementation='cudnn' needs an NVIDIA GPU.*'cpu'"):
             memjax.scan(forced, params, inputs(dtype=jnp.bfloat16))
     with pytest.raises(ValueError, match=r"'cudnn' needs bfloat16 or float16 inputs.*float32"):
