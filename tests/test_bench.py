@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
+import jax
 import pytest
 
-from memjax import bench, options
+from memjax import bench, bench_baselines, options
 from memjax.bench_baselines import BASELINES
-
-BASELINES_NAMES = list(BASELINES)
 
 
 def test_bench_writes_rows_for_each_memory_pass_and_baseline(tmp_path, capsys):
@@ -156,10 +158,6 @@ def test_unroll_and_remat_are_measured_only_where_the_scan_uses_them():
 
 
 def test_thread_limit_is_refused_outside_the_cpus_and_after_the_backend_started():
-    import os
-
-    import jax
-
     available = len(os.sched_getaffinity(0))
     with pytest.raises(
         ValueError, match=rf"--threads must be between 1 and {available} here, got 0"
@@ -174,10 +172,6 @@ def test_thread_limit_is_refused_outside_the_cpus_and_after_the_backend_started(
 
 def test_bench_on_one_thread_pins_the_process_and_records_it(tmp_path):
     """A fresh process: ``--threads 1`` leaves it on one CPU, with XLA's pool off."""
-    import os
-    import subprocess
-    import sys
-
     out = tmp_path / "bench.json"
     script = (
         "import os, sys\n"
@@ -197,13 +191,7 @@ def test_bench_on_one_thread_pins_the_process_and_records_it(tmp_path):
 
 
 def test_memax_baselines_run_where_memax_is_installed_and_are_skipped_elsewhere(monkeypatch):
-    import sys
-
-    import jax
-
-    from memjax import bench_baselines
-
-    assert {"memax GRU", "memax LSTM", "memax LRU", "torch attention"} <= set(BASELINES_NAMES)
+    assert {"memax GRU", "memax LSTM", "memax LRU", "torch attention"} <= set(BASELINES)
     monkeypatch.setitem(sys.modules, "memax.equinox.set_actions.gru", None)
     assert bench_baselines.memax_functions("GRU", 2, 5, 8) is None
     monkeypatch.undo()

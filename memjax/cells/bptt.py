@@ -78,7 +78,8 @@ def _forward_loop(
         pre_t, valid = inputs
         u = matmul(h.astype(pre.dtype), w_h).astype(h.dtype)
         u = u if b_u is None else u + b_u
-        pre_t = pre_t.astype(h.dtype) if b is None else pre_t.astype(h.dtype) + b
+        pre_t = pre_t.astype(h.dtype)
+        pre_t = pre_t if b is None else pre_t + b
         h_new, rest_new, residual = cell.step(pre_t, u, h, rest)
         if valid is not None:
             h_new, rest_new = _select(valid, (h_new, rest_new), (h, rest))
